@@ -1,0 +1,1 @@
+"""The `coherency` command line; every heavy import happens inside the command that needs it."""

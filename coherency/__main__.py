@@ -1,0 +1,3 @@
+from coherency.cli import app
+
+app(prog_name="coherency")

@@ -1,0 +1,143 @@
+"""`coherency`: measure scans, generate and import data, compare measurements with phantom truth."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Coherency: 3D wound assessment.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Make, import and version the data under data/.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+Profile = Annotated[str, typer.Option(help="params.yaml profile: demo or full.")]
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit status 2: the contract for every bad input."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def clean_errors(command: Callable) -> Callable:
+    """Turn input errors into one line and exit status 2 instead of a traceback."""
+
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        from features.io import ScanError
+
+        try:
+            return command(*args, **kwargs)
+        except ScanError as e:
+            fail(str(e))
+        except (OSError, ValueError) as e:
+            fail(f"{type(e).__name__}: {e}".splitlines()[0])
+
+    return wrapper
+
+
+@app.command()
+@clean_errors
+def measure(
+    scan: Annotated[Path, typer.Argument(help="Labelled scan (.ply or .pcd, metres).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")] = False,
+    profile: Profile = "demo",
+) -> None:
+    """Measure the wound in a labelled scan: area, volume, depth, outline, tissue, intervals."""
+    from coherency.report import measurement_table
+    from features.io import read_scan
+    from features.measure import MeasureSettings, measure
+    from features.params import load_params
+
+    settings = MeasureSettings.from_params(load_params("measure", profile))
+    result = measure(read_scan(scan, max_points=settings.max_points), settings)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(measurement_table(result))
+
+
+@data_app.command("phantoms")
+@clean_errors
+def phantoms(
+    n: Annotated[int, typer.Option(min=1, max=100_000, help="Number of scans.")] = 6,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/phantoms"),
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same files.")] = 2026,
+    profile: Profile = "demo",
+) -> None:
+    """Write textured wound phantoms (PLY, photo, camera, metadata, exact truth)."""
+    from features.params import load_params
+    from features.phantoms import PhantomConfig, write_phantoms
+
+    config = PhantomConfig.from_params(load_params("phantoms", profile))
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write_phantoms(n, out, seed, config)
+    typer.echo(f"wrote {len(paths)} phantoms to {out}")
+
+
+@data_app.command("import-photos")
+@clean_errors
+def import_photos(
+    source: Annotated[Path, typer.Argument(help="FUSeg folder holding train/images and train/labels.")],
+    out: Annotated[Path, typer.Option(help="Destination under data/.")] = Path("data/photos"),
+) -> None:
+    """Copy the annotated wound photos (images + masks) into data/."""
+    from coherency.photos import import_photos as run_import
+
+    count = run_import(source, out)
+    typer.echo(f"imported {count} photo/mask pairs into {out}")
+
+
+@data_app.command("generate")
+@clean_errors
+def generate(
+    profile: Profile = "demo",
+    photos: Annotated[Path | None, typer.Option(help="FUSeg folder to import first, if data/photos is absent.")]
+    = None,
+    force: Annotated[bool, typer.Option(help="Regenerate even if the data exists.")] = False,
+) -> None:
+    """Regenerate data/ deterministically from params.yaml (skipped when it already exists)."""
+    from coherency.photos import import_photos as run_import
+    from features.params import load_params
+    from features.phantoms import PhantomConfig, write_phantoms
+
+    config = PhantomConfig.from_params(load_params("phantoms", profile))
+    out = Path("data/phantoms")
+    if out.is_dir() and any(out.glob("*.ply")) and not force:
+        typer.echo(f"{out} exists; keeping it (use --force to regenerate)")
+        return
+    if photos is not None and photos.is_dir() and not Path(config.photos_dir).is_dir():
+        run_import(photos, Path(config.photos_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write_phantoms(config.n, out, config.seed, config)
+    typer.echo(f"wrote {len(paths)} phantoms to {out}")
+
+
+@app.command()
+@clean_errors
+def compare(
+    folder: Annotated[Path, typer.Argument(help="Folder of phantoms with NAME.truth.json beside each scan.")]
+    = Path("data/phantoms"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on the last line.")] = False,
+    profile: Profile = "demo",
+) -> None:
+    """Measure every phantom in FOLDER and print measurement against truth."""
+    from coherency.report import compare_folder
+
+    summary = compare_folder(folder, profile)
+    if as_json:
+        typer.echo(json.dumps(summary))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

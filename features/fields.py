@@ -1,0 +1,98 @@
+"""Fields on a regular (u, v) grid over the wound: the wound-fraction field and the bed height field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+MAX_NODES = 160_000
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Nodes at (u0 + i*step, v0 + j*step) for i < nu, j < nv; arrays are indexed [i, j]."""
+
+    u0: float
+    v0: float
+    step: float
+    nu: int
+    nv: int
+
+    @classmethod
+    def around(cls, uv: np.ndarray, margin: float, step: float) -> Grid:
+        lo, hi = uv.min(axis=0) - margin, uv.max(axis=0) + margin
+        step = max(step, float(np.sqrt(np.prod(hi - lo) / MAX_NODES)))
+        nu, nv = (np.ceil((hi - lo) / step).astype(int) + 1).tolist()
+        return cls(float(lo[0]), float(lo[1]), step, nu, nv)
+
+    def nodes(self) -> np.ndarray:
+        """(nu * nv, 2) node coordinates in [i, j] raster order."""
+        iu, iv = np.meshgrid(np.arange(self.nu), np.arange(self.nv), indexing="ij")
+        return np.column_stack([self.u0 + iu.ravel() * self.step, self.v0 + iv.ravel() * self.step])
+
+    def to_uv(self, index_coords: np.ndarray) -> np.ndarray:
+        """Fractional (i, j) positions, e.g. contour vertices, to (u, v)."""
+        return np.column_stack([self.u0 + index_coords[:, 0] * self.step, self.v0 + index_coords[:, 1] * self.step])
+
+    def refine(self, factor: int) -> Grid:
+        """The same box sampled `factor` times more finely (for area integration)."""
+        return Grid(self.u0, self.v0, self.step / factor, (self.nu - 1) * factor + 1, (self.nv - 1) * factor + 1)
+
+
+def wound_fraction(grid: Grid, uv: np.ndarray, is_wound: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Share of wound points among each node's k nearest points, lightly smoothed; and the gap distance.
+
+    Returns the fraction field (nu, nv) and the distance from each node to its nearest point (nu, nv),
+    which marks holes in the data.
+    """
+    tree = cKDTree(uv)
+    dist, idx = tree.query(grid.nodes(), k=k, workers=-1)  # (M, k)
+    weights = np.exp(-0.5 * (dist / (dist[:, -1:] + 1e-12)) ** 2)
+    frac = (weights * is_wound[idx]).sum(axis=1) / weights.sum(axis=1)
+    field = ndimage.gaussian_filter(frac.reshape(grid.nu, grid.nv), sigma=0.8, mode="nearest")
+    return field, dist[:, 0].reshape(grid.nu, grid.nv)
+
+
+def local_fit(query: np.ndarray, uv: np.ndarray, h: np.ndarray, k: int, quadratic: bool = False,
+              noise: float | None = None, tree: cKDTree | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Height and slope at each query point by weighted local polynomial regression on k neighbours.
+
+    A local plane (or quadratic) removes the bias a plain neighbourhood mean has where the neighbourhood
+    is lopsided (near the outline) or tilted (on walls). Tukey weights against `noise` drop flying pixels.
+    Returns heights (M,) and gradients (M, 2).
+    """
+    tree = tree if tree is not None else cKDTree(uv)
+    k = min(k, len(uv))
+    dist, idx = tree.query(query, k=k, workers=-1)  # (M, k)
+    bandwidth = dist[:, -1:] + 1e-12  # (M, 1)
+    # offsets in units of the neighbourhood radius keep the quadratic columns well conditioned
+    d = (uv[idx] - query[:, None, :]) / bandwidth[..., None]  # (M, k, 2)
+    w = np.exp(-0.5 * (dist / (0.6 * bandwidth)) ** 2)  # (M, k)
+    cols = [np.ones_like(dist), d[..., 0], d[..., 1]]
+    if quadratic and k >= 12:
+        cols += [d[..., 0] ** 2, d[..., 0] * d[..., 1], d[..., 1] ** 2]
+    a = np.stack(cols, axis=-1)  # (M, k, T)
+    target = h[idx]  # (M, k)
+    coef = _weighted_solve(a, target, w)
+    if noise is not None:  # one robust reweighting pass
+        resid = target - np.einsum("mkt,mt->mk", a, coef)
+        t = resid / (4.685 * max(noise, 1e-5))
+        coef = _weighted_solve(a, target, w * np.where(np.abs(t) < 1, (1 - t**2) ** 2, 1e-6))
+    return coef[:, 0], coef[:, 1:3] / bandwidth
+
+
+def _weighted_solve(a: np.ndarray, target: np.ndarray, w: np.ndarray) -> np.ndarray:
+    ata = np.einsum("mkt,mk,mks->mts", a, w, a)  # (M, T, T)
+    atb = np.einsum("mkt,mk,mk->mt", a, w, target)  # (M, T)
+    ridge = 1e-9 * np.trace(ata, axis1=1, axis2=2)[:, None, None] * np.eye(a.shape[-1])
+    return np.linalg.solve(ata + ridge, atb[..., None])[..., 0]
+
+
+def masked_smooth(field: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of `field` using only nodes inside `mask` (normalised convolution)."""
+    num = ndimage.gaussian_filter(np.where(mask, field, 0.0), sigma)
+    den = ndimage.gaussian_filter(mask.astype(float), sigma)
+    return np.where(mask, num / np.maximum(den, 1e-9), np.nan)

@@ -1,0 +1,286 @@
+"""The measurement engine: a labelled scan in, wound area, volume, depth, outline and tissue out.
+
+Steps: reduce and clean the cloud; reconstruct the intact skin from the periwound ring (features.surface);
+build the wound-fraction field on a (u, v) grid in the skin's frame and take its 0.5-contour as the outline
+(features.fields, features.outline); estimate the bed by local regression of wound points; integrate.
+Names, units and definitions are those of docs/scan-format.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from features import outline, preprocess
+from features.fields import Grid, local_fit, masked_smooth, wound_fraction
+from features.io import TISSUE_CLASSES, Scan, ScanError
+from features.surface import SkinSurface, fit_skin
+from features.uncertainty import Evidence, intervals
+
+REFINE = 2  # area and volume are integrated on a grid this many times finer than the point spacing
+
+
+class MeasureError(ScanError):
+    """The scan is readable but cannot be measured; the message says why."""
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """Engine tunables; mirrors the `measure` section of params.yaml."""
+
+    max_points: int = 5_000_000
+    target_points: int = 150_000
+    min_wound_points: int = 30
+    sparse_wound_points: int = 300
+    ring_mm: tuple[float, float] = (1.5, 14.0)
+    outlier_neighbours: int = 16
+    outlier_std: float = 3.0
+
+    @classmethod
+    def from_params(cls, section: dict) -> MeasureSettings:
+        known = {f.name for f in fields(cls)}
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in section.items() if k in known}
+        return cls(**values)
+
+
+@dataclass
+class _Cloud:
+    points: np.ndarray
+    wound: np.ndarray  # bool
+    tissue: np.ndarray | None
+    spacing: float
+    warnings: list[str]
+    uv_wound: np.ndarray | None = None  # wound points in the skin frame, set once the skin is known
+    noise: float = 0.0
+
+
+def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
+    """Measure the wound in a labelled scan; returns the JSON-ready report."""
+    settings = settings or MeasureSettings()
+    _check_labels(scan, settings)
+    cloud = _prepare(scan, settings)
+    surface, ring_coverage = _reconstruct_skin(cloud, settings)
+    uv, rel, keep = _to_skin_frame(cloud, surface)
+    cloud.uv_wound = uv[cloud.wound]
+    cloud.noise = _local_noise(uv[~cloud.wound & keep], rel[~cloud.wound & keep], cloud.spacing, surface)
+    grid = Grid.around(uv[cloud.wound & keep], margin=max(4e-3, 6 * cloud.spacing), step=cloud.spacing)
+    field, gap = wound_fraction(grid, uv[keep], cloud.wound[keep])
+    min_area = max(2e-6, 20 * cloud.spacing**2)
+    contours = outline.outline_contours(field, grid, min_area)
+    if not contours:
+        raise MeasureError("the wound points do not form a region large enough to measure; check the labels")
+    fine, mask = _opening_mask(field, grid, min_area)
+    report, evidence = _integrate(cloud, surface, uv, rel, fine, mask, contours)
+    _warn(cloud, ring_coverage, gap, mask, grid, len(contours))
+    evidence.spacing, evidence.n_wound = cloud.spacing, int(cloud.wound.sum())
+    report["uncertainty"] = intervals(report, evidence)
+    report["quality"] = _quality(scan, cloud, surface)
+    return report
+
+
+def _check_labels(scan: Scan, settings: MeasureSettings) -> None:
+    if scan.label is None:
+        raise MeasureError("the scan has no 'label' property; label wound points 1 and skin 0 (or segment it first)")
+    n_wound = int((scan.label == 1).sum())
+    if n_wound < settings.min_wound_points:
+        raise MeasureError(f"the scan has {n_wound} wound points (label 1); at least {settings.min_wound_points} "
+                           "are needed to measure")
+    if n_wound == len(scan.label):
+        raise MeasureError("every point is labelled wound; the scan needs intact skin around the wound")
+
+
+def _prepare(scan: Scan, settings: MeasureSettings) -> _Cloud:
+    """Voxel-reduce large scans and remove statistical outliers."""
+    warnings: list[str] = []
+    spacing = preprocess.point_spacing(scan.points)
+    if len(scan) > settings.target_points:
+        scan = preprocess.voxel_reduce(scan, spacing * np.sqrt(len(scan) / settings.target_points))
+    kept = preprocess.statistical_inliers(scan.points, settings.outlier_neighbours, settings.outlier_std)
+    scan = scan.subset(kept)
+    wound = scan.label == 1
+    if wound.sum() < settings.min_wound_points:
+        raise MeasureError("after removing outliers too few wound points remain; the wound labels look scattered")
+    return _Cloud(scan.points, wound, scan.tissue, preprocess.point_spacing(scan.points), warnings)
+
+
+def _reconstruct_skin(cloud: _Cloud, settings: MeasureSettings) -> tuple[SkinSurface, float]:
+    """Fit the intact skin to the periwound ring; also return the ring's angular coverage (0..1)."""
+    wound, skin = cloud.points[cloud.wound], cloud.points[~cloud.wound]
+    if len(skin) < 20:
+        raise MeasureError("fewer than 20 intact-skin points; the scan needs skin around the wound")
+    radius = np.sqrt(len(wound) * cloud.spacing**2 / np.pi)  # equivalent radius of the opening
+    inner = max(settings.ring_mm[0] * 1e-3, 2.5 * cloud.spacing)
+    outer = float(np.clip(0.6 * radius + 4e-3, 6e-3, settings.ring_mm[1] * 1e-3))
+    dist, _ = cKDTree(wound).query(skin, distance_upper_bound=2 * outer, workers=-1)
+    for band in (outer, 1.5 * outer, 2 * outer):
+        ring = skin[(dist >= inner) & (dist <= band)]
+        if len(ring) >= 60:
+            break
+    else:
+        raise MeasureError("too little intact skin around the wound to reconstruct the skin surface")
+    surface = fit_skin(ring, wound)
+    local = surface.to_local(ring)
+    centre = surface.to_local(wound).mean(axis=0)
+    angles = np.arctan2(local[:, 1] - centre[1], local[:, 0] - centre[0])
+    coverage = len(np.unique(np.floor((angles + np.pi) / (2 * np.pi) * 16).astype(int) % 16)) / 16
+    return surface, coverage
+
+
+def _to_skin_frame(cloud: _Cloud, surface: SkinSurface) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, v), height relative to the skin, and the points plausible for the outline (not background)."""
+    local = surface.to_local(cloud.points)
+    uv = local[:, :2]
+    rel = local[:, 2] - surface.height(uv)
+    band = max(5e-3, 6 * surface.rms)
+    keep = np.where(cloud.wound, (rel > -0.08) & (rel < band), np.abs(rel) < band)
+    return uv, rel, keep
+
+
+def _opening_mask(field: np.ndarray, grid: Grid, min_area: float) -> tuple[Grid, np.ndarray]:
+    """Opening mask on the refined grid, small stray regions removed."""
+    fine = grid.refine(REFINE)
+    coords = np.meshgrid(np.arange(fine.nu) / REFINE, np.arange(fine.nv) / REFINE, indexing="ij")
+    fine_field = ndimage.map_coordinates(field, coords, order=1, mode="nearest")  # bilinear
+    mask = fine_field >= 0.5
+    regions, count = ndimage.label(mask)
+    sizes = ndimage.sum(mask, regions, index=np.arange(1, count + 1)) * fine.step**2
+    return fine, np.isin(regions, 1 + np.flatnonzero(sizes >= min_area))
+
+
+def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndarray, fine: Grid,
+               mask: np.ndarray, contours: list[np.ndarray]) -> tuple[dict, Evidence]:
+    """Area, volume, depths and outline measures from the opening nodes and the bed points."""
+    nodes = fine.nodes()[mask.ravel()]
+    jac = np.sqrt(1.0 + (surface.gradient(nodes) ** 2).sum(axis=1))
+    cell = fine.step**2
+    w_uv, w_rel = uv[cloud.wound], rel[cloud.wound]
+    tree = cKDTree(w_uv)
+    noise = max(cloud.noise, 0.1e-3)
+    bed, bed_grad = local_fit(nodes, w_uv, w_rel, k=16, noise=noise, tree=tree)
+    depth_v = -bed  # vertical gap between skin and bed; integrates exactly to the volume between graphs
+    depth_n = depth_v / jac  # along the skin normal (first order)
+    foot = 1.0 / np.clip(1.0 - _curvature_sum(surface, nodes, fine.step) * depth_n, 0.3, 3.0)
+    area = float(jac.sum() * cell)
+    volume = float(depth_v.sum() * cell)
+    max_depth, max_std = _max_depth(fine, mask, nodes, w_uv, w_rel, noise, surface)
+    centre = (nodes * jac[:, None]).sum(axis=0) / jac.sum()
+    length, width = outline.length_width(surface, contours, centre)
+    edge_depth = _outline_depth(contours, w_uv, w_rel, tree)
+    report = {
+        "area_cm2": area * 1e4,
+        "volume_cm3": volume * 1e6,
+        "max_depth_mm": max_depth * 1e3,
+        "mean_depth_mm": float((depth_n * jac * foot).sum() / (jac * foot).sum()) * 1e3,
+        "perimeter_cm": outline.perimeter(surface, contours) * 1e2,
+        "length_cm": length * 1e2,
+        "width_cm": width * 1e2,
+        "surface_area_cm2": float(np.sqrt(1.0 + (bed_grad**2).sum(axis=1)).sum() * cell) * 1e4,
+        "tissue": _tissue_fractions(cloud, nodes, jac),
+    }
+    mean_row_std = surface.height_std(centre[None, :])[0]
+    evidence = Evidence(noise=noise, skin_std=float(mean_row_std), skin_model=_model_error(surface),
+                        max_depth_std=max_std, edge_depth=edge_depth)
+    return report, evidence
+
+
+def _curvature_sum(surface: SkinSurface, nodes: np.ndarray, h: float) -> np.ndarray:
+    """kappa1 + kappa2 of the skin (positive where convex), from the divergence of the unit gradient."""
+    def unit_grad(p):
+        g = surface.gradient(p)
+        return g / np.sqrt(1.0 + (g**2).sum(axis=1))[:, None]
+
+    du = unit_grad(nodes + [h, 0]) - unit_grad(nodes - [h, 0])
+    dv = unit_grad(nodes + [0, h]) - unit_grad(nodes - [0, h])
+    return -(du[:, 0] + dv[:, 1]) / (2 * h)
+
+
+def _max_depth(fine, mask, nodes, w_uv, w_rel, noise, surface) -> tuple[float, float]:
+    """Deepest depth along the skin normal, by cross-fitting two halves of the wound points.
+
+    One half locates the deepest spot on its smoothed depth map; the other half, untouched by that
+    choice, estimates the depth there with a local quadric. Locating and estimating with the same points
+    would add the noise's extreme to the answer. Both ways round are averaged.
+    """
+    half = np.random.default_rng(0).random(len(w_uv)) < 0.5
+    k = int(min(48, half.sum(), (~half).sum()))
+    depths = []
+    for locate in (half, ~half):
+        h, _ = local_fit(nodes, w_uv[locate], w_rel[locate], k=24, noise=noise)
+        full = np.zeros(mask.shape)
+        full[mask] = -h
+        smooth = masked_smooth(full, mask, sigma=max(1.5, 1e-3 / fine.step))  # locate on a ~1 mm scale
+        spot = fine.nodes()[np.nanargmax(smooth)][None, :]
+        h_spot, _ = local_fit(spot, w_uv[~locate], w_rel[~locate], k=k, quadratic=True, noise=noise)
+        jac = np.sqrt(1.0 + (surface.gradient(spot) ** 2).sum())
+        depths.append(-h_spot[0] / jac)
+    return float(np.mean(depths)), noise * np.sqrt(3.0 / k)
+
+
+def _outline_depth(contours: list[np.ndarray], w_uv, w_rel, tree) -> float:
+    """Mean bed depth just inside the outline: how much a boundary shift changes the volume."""
+    pts = np.vstack(contours)
+    h, _ = local_fit(pts, w_uv, w_rel, k=16, tree=tree)
+    return float(np.mean(np.maximum(-h, 0.0)))
+
+
+def _local_noise(uv: np.ndarray, rel: np.ndarray, spacing: float, surface: SkinSurface) -> float:
+    """Range noise: robust spread of skin points about a local plane through their neighbours."""
+    near = np.abs(rel) < max(5e-3, 6 * surface.rms)
+    uv, rel = uv[near], rel[near]
+    if len(uv) < 30:
+        return surface.rms
+    pick = np.random.default_rng(0).choice(len(uv), size=min(3000, len(uv)), replace=False)
+    fit, _ = local_fit(uv[pick], uv, rel, k=16)
+    resid = rel[pick] - fit
+    # the point itself is among its 16 neighbours, which shrinks its residual by about (1 - 3/16)
+    return float(1.4826 * np.median(np.abs(resid - np.median(resid))) / (1 - 3 / 16))
+
+
+def _model_error(surface: SkinSurface) -> float:
+    """Skin-prediction error beyond the noise, seen when predicting held-out sectors of the ring."""
+    return float(np.sqrt(max(surface.cv_rms**2 - surface.rms**2, 0.0)))
+
+
+def _tissue_fractions(cloud: _Cloud, nodes: np.ndarray, jac: np.ndarray) -> dict[str, float] | None:
+    """Area share of the opening per tissue class, each node taking its nearest wound points' majority."""
+    if cloud.tissue is None:
+        return None
+    local = cloud.tissue[cloud.wound]
+    _, idx = cKDTree(cloud.uv_wound).query(nodes, k=min(5, len(local)), workers=-1)
+    votes = np.zeros((len(nodes), len(TISSUE_CLASSES)))
+    np.add.at(votes, (np.repeat(np.arange(len(nodes)), idx.shape[1] if idx.ndim > 1 else 1),
+                      local[idx].ravel().astype(int)), 1.0)
+    share = np.bincount(votes.argmax(axis=1), weights=jac, minlength=len(TISSUE_CLASSES)) / jac.sum()
+    return {name: float(share[code]) for code, name in TISSUE_CLASSES.items()}
+
+
+def _warn(cloud: _Cloud, coverage: float, gap: np.ndarray, mask, grid: Grid, regions: int) -> None:
+    w = cloud.warnings
+    if cloud.wound.sum() < 300:
+        w.append(f"sparse: only {int(cloud.wound.sum())} wound points; intervals are wide")
+    if coverage < 14 / 16:
+        w.append("wound at the scan's edge: intact skin is missing on one side, so the outline may be cut "
+                 "and the skin surface extrapolated")
+    coarse_mask = mask[::REFINE, ::REFINE][: grid.nu, : grid.nv]
+    holes = (gap[: coarse_mask.shape[0], : coarse_mask.shape[1]] > 3 * cloud.spacing) & coarse_mask
+    if coarse_mask.any() and holes.sum() > 0.02 * coarse_mask.sum():
+        w.append(f"holes in the bed: {100 * holes.sum() / coarse_mask.sum():.0f}% of the opening has no points; "
+                 "depth and volume are interpolated there")
+    if regions > 1:
+        w.append(f"{regions} separate wound regions; the measurements are their totals")
+
+
+def _quality(scan: Scan, cloud: _Cloud, surface: SkinSurface) -> dict:
+    return {
+        "points": len(scan),
+        "wound_points": int((scan.label == 1).sum()),
+        "spacing_mm": cloud.spacing * 1e3,
+        "noise_mm": cloud.noise * 1e3,
+        "skin_fit_rms_mm": surface.rms * 1e3,
+        "skin_model": f"polynomial height field, degree {surface.degree}",
+        "warnings": cloud.warnings,
+    }
+

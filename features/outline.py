@@ -1,0 +1,73 @@
+"""The wound outline: contours of the wound-fraction field, lifted onto the skin surface."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import ConvexHull, QhullError
+
+from features.fields import Grid
+from features.surface import SkinSurface
+
+
+def outline_contours(field: np.ndarray, grid: Grid, min_area: float) -> list[np.ndarray]:
+    """Closed 0.5-contours (each (K, 2) in u, v) around wound regions larger than `min_area` (m²)."""
+    from skimage.measure import find_contours
+
+    # pad with skin so a wound cut by the grid edge still yields closed outlines
+    padded = np.pad(field, 1, constant_values=0.0)
+    contours = []
+    for c in find_contours(padded, 0.5):
+        uv = grid.to_uv(c - 1.0)
+        if _planar_area(uv) >= min_area:
+            contours.append(_smooth_closed(uv, window=3))
+    return contours
+
+
+def _planar_area(uv: np.ndarray) -> float:
+    x, y = uv[:, 0], uv[:, 1]
+    return 0.5 * float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _smooth_closed(uv: np.ndarray, window: int) -> np.ndarray:
+    """Circular moving average: removes the marching-squares staircase without shrinking the curve much."""
+    if len(uv) <= window or not np.allclose(uv[0], uv[-1]):
+        return uv
+    ring = uv[:-1]
+    kernel = np.ones(window) / window
+    half = window // 2
+    wrapped = np.concatenate([ring[-half:], ring, ring[:half]])
+    smooth = np.column_stack([np.convolve(wrapped[:, j], kernel, mode="valid") for j in range(2)])
+    return np.vstack([smooth, smooth[:1]])
+
+
+def lift(surface: SkinSurface, uv: np.ndarray) -> np.ndarray:
+    """Local 3D points (u, v, f(u, v)) on the skin surface, (K, 3)."""
+    return np.column_stack([uv, surface.height(uv)])
+
+
+def perimeter(surface: SkinSurface, contours: list[np.ndarray]) -> float:
+    """Total length (metres) of the outlines on the skin surface."""
+    total = 0.0
+    for uv in contours:
+        total += float(np.linalg.norm(np.diff(lift(surface, uv), axis=0), axis=1).sum())
+    return total
+
+
+def length_width(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray) -> tuple[float, float]:
+    """Longest chord of the outline in the tangent plane at the centre, and the extent across it."""
+    pts = lift(surface, np.vstack(contours))
+    normal = surface.normal_local(centre_uv[None, :])[0]
+    e1 = np.cross(normal, [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(normal, e1)
+    flat = np.column_stack([pts @ e1, pts @ e2])  # (K, 2) coordinates in the tangent plane
+    try:
+        flat = flat[ConvexHull(flat).vertices]
+    except QhullError:
+        pass
+    gaps = flat[:, None, :] - flat[None, :, :]
+    dist = np.linalg.norm(gaps, axis=-1)
+    i, j = np.unravel_index(np.argmax(dist), dist.shape)
+    direction = gaps[i, j] / max(dist[i, j], 1e-12)
+    across = flat @ np.array([-direction[1], direction[0]])
+    return float(dist[i, j]), float(np.ptp(across))

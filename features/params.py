@@ -1,0 +1,21 @@
+"""params.yaml: one section per stage; a stage's `profiles:` block overrides its keys per profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+PROFILES = ("demo", "full")
+DEFAULT_PATH = Path("params.yaml")
+
+
+def load_params(stage: str, profile: str = "demo", path: str | Path = DEFAULT_PATH) -> dict:
+    """The `stage` section of params.yaml with the `profile` overrides applied."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile '{profile}'; use one of {', '.join(PROFILES)}")
+    path = Path(path)
+    sections = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    section = dict((sections or {}).get(stage) or {})
+    overrides = (section.pop("profiles", None) or {}).get(profile) or {}
+    return {**section, **overrides}

@@ -1,0 +1,81 @@
+"""Point-cloud preprocessing: pure numpy-in, numpy-out functions; Open3D stays inside them."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from features.io import Scan
+
+
+def _o3d_cloud(points: np.ndarray):
+    import open3d as o3d
+
+    return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.ascontiguousarray(points, dtype=np.float64)))
+
+
+def point_spacing(points: np.ndarray, sample: int = 4000, seed: int = 0) -> float:
+    """Median nearest-neighbour distance (metres), from a random sample queried against the whole cloud."""
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(points), size=min(sample, len(points)), replace=False)
+    tree = cKDTree(points, balanced_tree=False, compact_nodes=False)
+    dist, _ = tree.query(points[pick], k=2, workers=-1)
+    return float(np.median(dist[:, 1]))
+
+
+def voxel_reduce(scan: Scan, voxel: float) -> Scan:
+    """Average the scan over a voxel grid; `label` becomes the wound majority, `tissue` the majority class.
+
+    Open3D's voxel_down_sample averages positions and colours but drops per-point classes, which the
+    measurement needs; one sort-based pass here carries every attribute.
+    """
+    cells = np.floor((scan.points - scan.points.min(axis=0)) / voxel).astype(np.int64)  # (N, 3)
+    dims = cells.max(axis=0) + 1
+    keys = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    m = len(counts)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        sums = np.stack([np.bincount(inverse, values[:, j], minlength=m) for j in range(values.shape[1])], 1)
+        return sums / counts[:, None]
+
+    reduced = Scan(mean(scan.points))
+    if scan.colors is not None:
+        reduced.colors = np.round(mean(scan.colors.astype(np.float64))).astype(np.uint8)
+    if scan.label is not None:
+        reduced.label = (np.bincount(inverse, scan.label.astype(np.float64), minlength=m) / counts >= 0.5)
+        reduced.label = reduced.label.astype(np.uint8)
+    if scan.tissue is not None:
+        votes = np.zeros((m, 5))
+        np.add.at(votes, (inverse, scan.tissue.astype(np.int64)), 1.0)
+        reduced.tissue = votes.argmax(axis=1).astype(np.uint8)
+    return reduced
+
+
+def statistical_inliers(points: np.ndarray, neighbours: int = 16, std_ratio: float = 3.0) -> np.ndarray:
+    """Boolean mask of points kept by Open3D's statistical outlier removal."""
+    _, kept = _o3d_cloud(points).remove_statistical_outlier(nb_neighbors=neighbours, std_ratio=std_ratio)
+    mask = np.zeros(len(points), dtype=bool)
+    mask[np.asarray(kept, dtype=np.int64)] = True
+    return mask
+
+
+def estimate_normals(points: np.ndarray, radius: float, max_nn: int = 30,
+                     toward: np.ndarray | None = None) -> np.ndarray:
+    """Unit normals (N, 3) from Open3D's local PCA, oriented toward `toward` when given."""
+    import open3d as o3d
+
+    cloud = _o3d_cloud(points)
+    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=radius, max_nn=max_nn))
+    if toward is not None:
+        cloud.orient_normals_towards_camera_location(np.asarray(toward, dtype=np.float64))
+    return np.asarray(cloud.normals)
+
+
+def downsample_and_normals(points: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Open3D voxel downsample then normal estimation: the reference floor the benchmarks compare with."""
+    import open3d as o3d
+
+    cloud = _o3d_cloud(points).voxel_down_sample(voxel)
+    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=4 * voxel, max_nn=30))
+    return np.asarray(cloud.points), np.asarray(cloud.normals)

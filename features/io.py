@@ -106,7 +106,8 @@ def _scan_from_fields(path: Path, fields: dict[str, np.ndarray]) -> Scan:
     missing = [c for c in "xyz" if c not in fields]
     if missing:
         raise ScanError(f"{path}: the points lack the coordinate(s) {', '.join(missing)}")
-    points = np.stack([fields[c].astype(np.float64) for c in "xyz"], axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite values are reported by validate_scan
+        points = np.stack([fields[c].astype(np.float64) for c in "xyz"], axis=1)
     rgb = _first_present(fields, [("red", "green", "blue"), ("r", "g", "b")])
     colors = None if rgb is None else np.clip(np.stack(rgb, axis=1), 0, 255).astype(np.uint8)
     nrm = _first_present(fields, [("nx", "ny", "nz"), ("normal_x", "normal_y", "normal_z")])

@@ -192,8 +192,9 @@ def _curvature_sum(surface: SkinSurface, nodes: np.ndarray, h: float) -> np.ndar
         g = surface.gradient(p)
         return g / np.sqrt(1.0 + (g**2).sum(axis=1))[:, None]
 
-    du = unit_grad(nodes + [h, 0]) - unit_grad(nodes - [h, 0])
-    dv = unit_grad(nodes + [0, h]) - unit_grad(nodes - [0, h])
+    step_u, step_v = np.array([h, 0.0]), np.array([0.0, h])
+    du = unit_grad(nodes + step_u) - unit_grad(nodes - step_u)
+    dv = unit_grad(nodes + step_v) - unit_grad(nodes - step_v)
     return -(du[:, 0] + dv[:, 1]) / (2 * h)
 
 

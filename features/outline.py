@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
@@ -61,10 +63,8 @@ def length_width(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np
     e1 /= np.linalg.norm(e1)
     e2 = np.cross(normal, e1)
     flat = np.column_stack([pts @ e1, pts @ e2])  # (K, 2) coordinates in the tangent plane
-    try:
+    with contextlib.suppress(QhullError):  # collinear outlines have no hull; use every point
         flat = flat[ConvexHull(flat).vertices]
-    except QhullError:
-        pass
     gaps = flat[:, None, :] - flat[None, :, :]
     dist = np.linalg.norm(gaps, axis=-1)
     i, j = np.unravel_index(np.argmax(dist), dist.shape)

@@ -17,6 +17,7 @@ from scipy.spatial import cKDTree
 from features import outline, preprocess
 from features.fields import Grid, local_fit, masked_smooth, wound_fraction
 from features.io import TISSUE_CLASSES, Scan, ScanError
+from features.stopwatch import Stopwatch
 from features.surface import SkinSurface, fit_skin
 from features.uncertainty import Evidence, intervals
 
@@ -61,23 +62,31 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
     """Measure the wound in a labelled scan; returns the JSON-ready report."""
     settings = settings or MeasureSettings()
     _check_labels(scan, settings)
-    cloud = _prepare(scan, settings)
-    surface, ring_coverage = _reconstruct_skin(cloud, settings)
-    uv, rel, keep = _to_skin_frame(cloud, surface)
-    cloud.uv_wound = uv[cloud.wound]
-    cloud.noise = _local_noise(uv[~cloud.wound & keep], rel[~cloud.wound & keep], cloud.spacing, surface)
-    grid = Grid.around(uv[cloud.wound & keep], margin=max(4e-3, 6 * cloud.spacing), step=cloud.spacing)
-    field, gap = wound_fraction(grid, uv[keep], cloud.wound[keep])
-    min_area = max(2e-6, 20 * cloud.spacing**2)
-    contours = outline.outline_contours(field, grid, min_area)
-    if not contours:
-        raise MeasureError("the wound points do not form a region large enough to measure; check the labels")
-    fine, mask = _opening_mask(field, grid, min_area)
-    report, evidence = _integrate(cloud, surface, uv, rel, fine, mask, contours)
-    _warn(cloud, ring_coverage, gap, mask, grid, len(contours))
-    evidence.spacing, evidence.n_wound = cloud.spacing, int(cloud.wound.sum())
-    report["uncertainty"] = intervals(report, evidence)
+    clock = Stopwatch()
+    with clock.stage("prepare"):
+        cloud = _prepare(scan, settings)
+    with clock.stage("skin"):
+        surface, ring_coverage = _reconstruct_skin(cloud, settings)
+        uv, rel, keep = _to_skin_frame(cloud, surface)
+        cloud.uv_wound = uv[cloud.wound]
+        cloud.noise = _local_noise(uv[~cloud.wound & keep], rel[~cloud.wound & keep], cloud.spacing, surface)
+    with clock.stage("outline"):
+        grid = Grid.around(uv[cloud.wound & keep], margin=max(4e-3, 6 * cloud.spacing), step=cloud.spacing)
+        field, gap = wound_fraction(grid, uv[keep], cloud.wound[keep])
+        min_area = max(2e-6, 20 * cloud.spacing**2)
+        contours = outline.outline_contours(field, grid, min_area)
+        if not contours:
+            raise MeasureError("the wound points do not form a region large enough to measure; check the labels")
+        fine, mask = _opening_mask(field, grid, min_area)
+    with clock.stage("integrate"):
+        report, evidence = _integrate(cloud, surface, uv, rel, fine, mask, contours)
+        _warn(cloud, ring_coverage, gap, mask, grid, len(contours))
+        evidence.spacing, evidence.n_wound = cloud.spacing, int(cloud.wound.sum())
+        report["uncertainty"] = intervals(report, evidence)
     report["quality"] = _quality(scan, cloud, surface)
+    report["quality"]["stage_ms"] = {k: round(v, 1) for k, v in clock.ms.items()}
+    if clock.peak_mib:
+        report["quality"]["stage_peak_mib"] = {k: round(v, 1) for k, v in clock.peak_mib.items()}
     return report
 
 
@@ -234,7 +243,7 @@ def _local_noise(uv: np.ndarray, rel: np.ndarray, spacing: float, surface: SkinS
     if len(uv) < 30:
         return surface.rms
     pick = np.random.default_rng(0).choice(len(uv), size=min(3000, len(uv)), replace=False)
-    fit, _ = local_fit(uv[pick], uv, rel, k=16)
+    fit, _ = local_fit(uv[pick], uv, rel, k=16)  # neighbours from every skin point, so density is native
     resid = rel[pick] - fit
     # the point itself is among its 16 neighbours, which shrinks its residual by about (1 - 3/16)
     return float(1.4826 * np.median(np.abs(resid - np.median(resid))) / (1 - 3 / 16))

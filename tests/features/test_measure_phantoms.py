@@ -1,0 +1,60 @@
+"""The engine against the project's own phantoms (depth-camera rasters with occlusion, flying pixels, holes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from features.measure import measure
+from features.phantoms import PhantomConfig, make_phantom
+
+CHECKED = ("area_cm2", "volume_cm3", "max_depth_mm", "perimeter_cm", "length_cm", "width_cm")
+ACCEPTANCE = {"area_cm2": 0.02, "volume_cm3": 0.05, "max_depth_mm": 0.05, "perimeter_cm": 0.05,
+              "length_cm": 0.03, "width_cm": 0.03}
+# What the engine achieves today on these phantoms (issue 2 note), with headroom: a guard against regressions.
+GUARD = {"area_cm2": 0.08, "volume_cm3": 0.12, "max_depth_mm": 0.15, "perimeter_cm": 0.08,
+         "length_cm": 0.06, "width_cm": 0.05}
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[tuple[dict, dict]]:
+    config = PhantomConfig(photos_dir=None)  # procedural textures: the test does not depend on data/
+    out = []
+    for index in range(12):
+        phantom = make_phantom(index, config, seed=404)
+        if phantom.truth["generator"]["wound_points"] >= 300:  # the issue's "at least a few hundred"
+            out.append((phantom.truth, measure(phantom.scan)))
+    return out
+
+
+def _medians(rows) -> dict[str, float]:
+    return {k: float(np.median([abs(r[k] - t[k]) / t[k] for t, r in rows])) for k in CHECKED}
+
+
+def _coverage(rows) -> float:
+    return float(np.mean([r["uncertainty"][k][0] <= t[k] <= r["uncertainty"][k][1] for t, r in rows for k in CHECKED]))
+
+
+def test_enough_phantoms_are_measured(rows):
+    assert len(rows) >= 8
+
+
+def test_errors_stay_within_the_regression_guard(rows):
+    medians = _medians(rows)
+    assert all(medians[k] <= GUARD[k] for k in CHECKED), medians
+
+
+def test_tissue_fractions_follow_the_truth(rows):
+    errors = [abs(r["tissue"][name] - t["tissue"][name]) for t, r in rows for name in ("granulation", "necrotic")]
+    assert np.median(errors) < 0.1
+
+
+@pytest.mark.xfail(strict=True, reason="occluded near walls and sparse rims: area reads ~5% low (issue 2 note)")
+def test_errors_meet_the_acceptance_thresholds(rows):
+    medians = _medians(rows)
+    assert all(medians[k] <= ACCEPTANCE[k] for k in CHECKED), medians
+
+
+@pytest.mark.xfail(strict=True, reason="intervals miss the occlusion bias (issue 2 note)")
+def test_intervals_cover_the_truth(rows):
+    assert _coverage(rows) >= 0.9

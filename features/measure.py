@@ -69,7 +69,7 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
         surface, ring_coverage = _reconstruct_skin(cloud, settings)
         uv, rel, keep = _to_skin_frame(cloud, surface)
         cloud.uv_wound = uv[cloud.wound]
-        cloud.noise = _local_noise(uv[~cloud.wound & keep], rel[~cloud.wound & keep], cloud.spacing, surface)
+        cloud.noise = _local_noise(uv[~cloud.wound & keep], rel[~cloud.wound & keep], surface)
     with clock.stage("outline"):
         grid = Grid.around(uv[cloud.wound & keep], margin=max(4e-3, 6 * cloud.spacing), step=cloud.spacing)
         field, gap = wound_fraction(grid, uv[keep], cloud.wound[keep])
@@ -80,7 +80,7 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
         fine, mask = _opening_mask(field, grid, min_area)
     with clock.stage("integrate"):
         report, evidence = _integrate(cloud, surface, uv, rel, fine, mask, contours)
-        _warn(cloud, ring_coverage, gap, mask, grid, len(contours))
+        _warn(cloud, settings, ring_coverage, gap, mask, grid, len(contours))
         evidence.spacing, evidence.n_wound = cloud.spacing, int(cloud.wound.sum())
         report["uncertainty"] = intervals(report, evidence)
     report["quality"] = _quality(scan, cloud, surface)
@@ -189,8 +189,8 @@ def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndar
         "surface_area_cm2": float(np.sqrt(1.0 + (bed_grad**2).sum(axis=1)).sum() * cell) * 1e4,
         "tissue": _tissue_fractions(cloud, nodes, jac),
     }
-    mean_row_std = surface.height_std(centre[None, :])[0]
-    evidence = Evidence(noise=noise, skin_std=float(mean_row_std), skin_model=_model_error(surface),
+    skin_std_at_centre = surface.height_std(centre[None, :])[0]
+    evidence = Evidence(noise=noise, skin_std=float(skin_std_at_centre), skin_model=_model_error(surface),
                         max_depth_std=max_std, edge_depth=edge_depth)
     return report, evidence
 
@@ -236,7 +236,7 @@ def _outline_depth(contours: list[np.ndarray], w_uv, w_rel, tree) -> float:
     return float(np.mean(np.maximum(-h, 0.0)))
 
 
-def _local_noise(uv: np.ndarray, rel: np.ndarray, spacing: float, surface: SkinSurface) -> float:
+def _local_noise(uv: np.ndarray, rel: np.ndarray, surface: SkinSurface) -> float:
     """Range noise: robust spread of skin points about a local plane through their neighbours."""
     near = np.abs(rel) < max(5e-3, 6 * surface.rms)
     uv, rel = uv[near], rel[near]
@@ -267,9 +267,10 @@ def _tissue_fractions(cloud: _Cloud, nodes: np.ndarray, jac: np.ndarray) -> dict
     return {name: float(share[code]) for code, name in TISSUE_CLASSES.items()}
 
 
-def _warn(cloud: _Cloud, coverage: float, gap: np.ndarray, mask, grid: Grid, regions: int) -> None:
+def _warn(cloud: _Cloud, settings: MeasureSettings, coverage: float, gap: np.ndarray, mask, grid: Grid,
+          regions: int) -> None:
     w = cloud.warnings
-    if cloud.wound.sum() < 300:
+    if cloud.wound.sum() < settings.sparse_wound_points:
         w.append(f"sparse: only {int(cloud.wound.sum())} wound points; intervals are wide")
     if coverage < 14 / 16:
         w.append("wound at the scan's edge: intact skin is missing on one side, so the outline may be cut "

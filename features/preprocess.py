@@ -60,18 +60,6 @@ def statistical_inliers(points: np.ndarray, neighbours: int = 16, std_ratio: flo
     return mask
 
 
-def estimate_normals(points: np.ndarray, radius: float, max_nn: int = 30,
-                     toward: np.ndarray | None = None) -> np.ndarray:
-    """Unit normals (N, 3) from Open3D's local PCA, oriented toward `toward` when given."""
-    import open3d as o3d
-
-    cloud = _o3d_cloud(points)
-    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=radius, max_nn=max_nn))
-    if toward is not None:
-        cloud.orient_normals_towards_camera_location(np.asarray(toward, dtype=np.float64))
-    return np.asarray(cloud.normals)
-
-
 def downsample_and_normals(points: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
     """Open3D voxel downsample then normal estimation: the reference floor the benchmarks compare with."""
     import open3d as o3d

@@ -77,7 +77,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         assert "Traceback" not in out.stderr and out.stdout == ""
 
 
-def test_point_limit_from_params(tmp_path, monkeypatch):
+def test_point_limit_from_params(tmp_path):
     path = tmp_path / "big.ply"
     write_ply(path, bowl_scan())
     (tmp_path / "params.yaml").write_text("measure:\n  max_points: 1000\n")

@@ -42,28 +42,16 @@ class Grid:
         return Grid(self.u0, self.v0, self.step / factor, (self.nu - 1) * factor + 1, (self.nv - 1) * factor + 1)
 
 
-def wound_fraction(grid: Grid, uv: np.ndarray, is_wound: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Wound side of each node, 0..1; its 0.5 level is the outline. Also the gap to the nearest point.
+def wound_vote(grid: Grid, uv: np.ndarray, is_wound: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Share of wound among each node's k nearest points (distance-weighted), and the gap to the nearest point.
 
-    Two tests must agree: a vote of the k nearest points says wound, and no intact-skin point lies close
-    (skin absent). Steep walls are sampled densely and range noise throws their points sideways over the
-    skin, which would carry a vote alone outward; where skin points are present, the skin test keeps
-    the node skin. Returns the field (nu, nv) and the distance from each node to its nearest point
-    (nu, nv), which marks holes in the data.
+    Returns the vote (nu, nv), 0..1, and the distance from each node to its nearest point (nu, nv),
+    which marks holes in the data.
     """
-    nodes = grid.nodes()
-    dist, idx = cKDTree(uv).query(nodes, k=k, workers=-1)  # (M, k)
+    dist, idx = cKDTree(uv).query(grid.nodes(), k=k, workers=-1)  # (M, k)
     weights = np.exp(-0.5 * (dist / (dist[:, -1:] + 1e-12)) ** 2)
     vote = (weights * is_wound[idx]).sum(axis=1) / weights.sum(axis=1)
-    skin = uv[~is_wound]
-    skin_tree = cKDTree(skin)
-    sample = skin[:: max(1, len(skin) // 4000)]
-    spacing = float(np.median(skin_tree.query(sample, k=2, workers=-1)[0][:, 1]))
-    d_skin, _ = skin_tree.query(nodes, workers=-1)
-    absent = np.clip((d_skin / max(spacing, 1e-9) - 0.3) / 0.6, 0.0, 1.0)
-    field = np.minimum(vote, absent).reshape(grid.nu, grid.nv)
-    field = ndimage.gaussian_filter(field, sigma=0.8, mode="nearest")
-    return field, dist[:, 0].reshape(grid.nu, grid.nv)
+    return vote.reshape(grid.nu, grid.nv), dist[:, 0].reshape(grid.nu, grid.nv)
 
 
 def local_fit(query: np.ndarray, uv: np.ndarray, h: np.ndarray, k: int, quadratic: bool = False,

@@ -15,8 +15,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from features import outline, preprocess
-from features.fields import Grid, local_fit, masked_smooth, wound_fraction
+from features.fields import Grid, local_fit, masked_smooth, wound_vote
 from features.io import TISSUE_CLASSES, Scan, ScanError
+from features.opening import opening_field
 from features.stopwatch import Stopwatch
 from features.surface import SkinSurface, fit_skin
 from features.uncertainty import Evidence, intervals
@@ -72,7 +73,8 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
         cloud.noise = _local_noise(uv[~cloud.wound & keep], rel[~cloud.wound & keep], surface)
     with clock.stage("outline"):
         grid = Grid.around(uv[cloud.wound & keep], margin=max(4e-3, 6 * cloud.spacing), step=cloud.spacing)
-        field, gap = wound_fraction(grid, uv[keep], cloud.wound[keep])
+        vote, gap = wound_vote(grid, uv[keep], cloud.wound[keep])
+        field = opening_field(grid, uv[keep], cloud.wound[keep], surface, vote)
         min_area = max(2e-6, 20 * cloud.spacing**2)
         contours = outline.outline_contours(field, grid, min_area)
         if not contours:
@@ -104,6 +106,9 @@ def _check_labels(scan: Scan, settings: MeasureSettings) -> None:
 def _prepare(scan: Scan, settings: MeasureSettings) -> _Cloud:
     """Voxel-reduce large scans and remove statistical outliers."""
     warnings: list[str] = []
+    # only the wound and its periwound skin are measured: dropping the rest first keeps the resolution
+    # at the wound when a large scan has to be reduced (scans are densest near the camera's aim)
+    scan = preprocess.crop_around(scan, scan.label == 1, margin=2.2 * settings.ring_mm[1] * 1e-3)
     spacing = preprocess.point_spacing(scan.points)
     if len(scan) > settings.target_points:
         scan = preprocess.voxel_reduce(scan, spacing * np.sqrt(len(scan) / settings.target_points))
@@ -168,13 +173,13 @@ def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndar
     w_uv, w_rel = uv[cloud.wound], rel[cloud.wound]
     tree = cKDTree(w_uv)
     noise = max(cloud.noise, 0.1e-3)
-    bed, bed_grad = local_fit(nodes, w_uv, w_rel, k=16, noise=noise, tree=tree)
+    bed, bed_grad = local_fit(nodes, w_uv, w_rel, k=24, quadratic=True, noise=noise, tree=tree)
     depth_v = -bed  # vertical gap between skin and bed; integrates exactly to the volume between graphs
     depth_n = depth_v / jac  # along the skin normal (first order)
     foot = 1.0 / np.clip(1.0 - _curvature_sum(surface, nodes, fine.step) * depth_n, 0.3, 3.0)
     area = float(jac.sum() * cell)
     volume = float(depth_v.sum() * cell)
-    max_depth, max_std = _max_depth(fine, mask, nodes, w_uv, w_rel, noise, surface)
+    max_depth, max_std = _max_depth(fine, mask, nodes, w_uv, w_rel, noise, surface, cloud.spacing)
     centre = (nodes * jac[:, None]).sum(axis=0) / jac.sum()
     length, width = outline.length_width(surface, contours, centre)
     edge_depth = _outline_depth(contours, w_uv, w_rel, tree)
@@ -207,26 +212,73 @@ def _curvature_sum(surface: SkinSurface, nodes: np.ndarray, h: float) -> np.ndar
     return -(du[:, 0] + dv[:, 1]) / (2 * h)
 
 
-def _max_depth(fine, mask, nodes, w_uv, w_rel, noise, surface) -> tuple[float, float]:
+def _max_depth(fine, mask, nodes, w_uv, w_rel, noise, surface, spacing) -> tuple[float, float]:
     """Deepest depth along the skin normal, by cross-fitting two halves of the wound points.
 
-    One half locates the deepest spot on its smoothed depth map; the other half, untouched by that
-    choice, estimates the depth there with a local quadric. Locating and estimating with the same points
-    would add the noise's extreme to the answer. Both ways round are averaged.
+    One half locates the deepest spot on its smoothed depth map, among nodes that have wound points
+    close by (a hole's interpolated depth is not a measurement); the other half, untouched by that
+    choice, estimates the depth there. Locating and estimating with the same points would add the
+    noise's extreme to the answer. Both ways round are averaged.
     """
     half = np.random.default_rng(0).random(len(w_uv)) < 0.5
-    k = int(min(48, half.sum(), (~half).sum()))
-    depths = []
+    # candidates: nodes with wound points close by, away from the outline (walls, where fits break down)
+    supported = cKDTree(w_uv).query(nodes, workers=-1)[0] <= 2 * spacing
+    inner = ndimage.binary_erosion(mask, iterations=max(1, round(max(1e-3, 3 * spacing) / fine.step)))[mask]
+    if (supported & inner).any():
+        supported &= inner
+    if not supported.any():
+        supported[:] = True
+    depths, stds = [], []
     for locate in (half, ~half):
         h, _ = local_fit(nodes, w_uv[locate], w_rel[locate], k=24, noise=noise)
         full = np.zeros(mask.shape)
         full[mask] = -h
         smooth = masked_smooth(full, mask, sigma=max(1.5, 1e-3 / fine.step))  # locate on a ~1 mm scale
+        smooth[mask] = np.where(supported, smooth[mask], np.nan)
         spot = fine.nodes()[np.nanargmax(smooth)][None, :]
-        h_spot, _ = local_fit(spot, w_uv[~locate], w_rel[~locate], k=k, quadratic=True, noise=noise)
+        depth, std = _depth_at(spot, w_uv[~locate], w_rel[~locate], noise)
         jac = np.sqrt(1.0 + (surface.gradient(spot) ** 2).sum())
-        depths.append(-h_spot[0] / jac)
-    return float(np.mean(depths)), noise * np.sqrt(3.0 / k)
+        depths.append(depth / jac)
+        stds.append(std)
+    return float(np.mean(depths)), float(np.mean(stds)) / np.sqrt(2)
+
+
+def _depth_at(spot, uv, rel, noise) -> tuple[float, float]:
+    """Depth at `spot` by local quadrics on growing neighbourhoods, stopping before they disagree.
+
+    Small neighbourhoods are unbiased but noisy; large ones are steady but flatten a sharp bottom (a
+    cone's tip) or reach a wall. The intersection-of-confidence-intervals rule keeps the largest
+    neighbourhood whose estimate agrees with every smaller one.
+    """
+    order = np.argsort(np.linalg.norm(uv - spot, axis=1))
+    low, high, chosen = -np.inf, np.inf, None
+    for k in (24, 48, 96, 192):
+        if k > len(uv):
+            break
+        depth, std = _quadric_depth(uv[order[:k]] - spot, rel[order[:k]], noise)
+        low, high = max(low, depth - 2 * std), min(high, depth + 2 * std)
+        if low > high and chosen is not None:
+            break
+        chosen = (depth, std)
+    return chosen or _quadric_depth(uv - spot, rel, noise)
+
+
+def _quadric_depth(offsets: np.ndarray, rel: np.ndarray, noise: float) -> tuple[float, float]:
+    """Depth (minus the height) of a weighted robust local quadric at the origin, and its standard error."""
+    radius = np.linalg.norm(offsets, axis=1).max() + 1e-12
+    d = offsets / radius
+    a = np.column_stack([np.ones(len(d)), d, d[:, 0] ** 2, d[:, 0] * d[:, 1], d[:, 1] ** 2])  # (k, 6)
+    w = np.exp(-0.5 * (np.linalg.norm(d, axis=1) / 0.6) ** 2)
+    coef = np.linalg.lstsq(a * np.sqrt(w)[:, None], rel * np.sqrt(w), rcond=None)[0]
+    resid = rel - a @ coef
+    scale = max(noise, 1.4826 * float(np.median(np.abs(resid))))
+    t = resid / (4.685 * scale)
+    w = w * np.where(np.abs(t) < 1, (1 - t**2) ** 2, 0.0)
+    aw = a * w[:, None]
+    inv = np.linalg.pinv(a.T @ aw)
+    coef = inv @ (aw.T @ rel)
+    var = scale**2 * (inv @ (aw.T @ aw) @ inv)[0, 0]  # sandwich: weights are not inverse variances
+    return float(-coef[0]), float(np.sqrt(max(var, 0.0)))
 
 
 def _outline_depth(contours: list[np.ndarray], w_uv, w_rel, tree) -> float:

@@ -10,6 +10,8 @@ from scipy.spatial import ConvexHull, QhullError
 from features.fields import Grid
 from features.surface import SkinSurface
 
+CHORD_WINDOW = 9  # outline vertices (about grid steps) averaged before the longest chord is taken
+
 
 def outline_contours(field: np.ndarray, grid: Grid, min_area: float) -> list[np.ndarray]:
     """Closed 0.5-contours (each (K, 2) in u, v) around wound regions larger than `min_area` (m²)."""
@@ -21,7 +23,7 @@ def outline_contours(field: np.ndarray, grid: Grid, min_area: float) -> list[np.
     for c in find_contours(padded, 0.5):
         uv = grid.to_uv(c - 1.0)
         if _planar_area(uv) >= min_area:
-            contours.append(_smooth_closed(uv, window=3))
+            contours.append(_smooth_closed(uv, window=5))
     return contours
 
 
@@ -57,7 +59,8 @@ def perimeter(surface: SkinSurface, contours: list[np.ndarray]) -> float:
 
 def length_width(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray) -> tuple[float, float]:
     """Longest chord of the outline in the tangent plane at the centre, and the extent across it."""
-    pts = lift(surface, np.vstack(contours))
+    # the longest chord picks the outline's outermost wiggles, so it is taken on a smoother outline
+    pts = lift(surface, np.vstack([_smooth_closed(c, window=CHORD_WINDOW) for c in contours]))
     normal = surface.normal_local(centre_uv[None, :])[0]
     e1 = np.cross(normal, [0.0, 1.0, 0.0])
     e1 /= np.linalg.norm(e1)

@@ -23,6 +23,21 @@ def point_spacing(points: np.ndarray, sample: int = 4000, seed: int = 0) -> floa
     return float(np.median(dist[:, 1]))
 
 
+def crop_around(scan: Scan, centre_mask: np.ndarray, margin: float, sample: int = 4000) -> Scan:
+    """The points within `margin` (metres) of `centre_mask`'s points (of an even subsample of them).
+
+    A box test first discards most of a large scan cheaply; the distance test keeps the result
+    independent of how the scan is posed.
+    """
+    centre = scan.points[centre_mask]
+    lo, hi = centre.min(axis=0) - margin, centre.max(axis=0) + margin
+    boxed = np.flatnonzero(np.all((scan.points >= lo) & (scan.points <= hi), axis=1))
+    tree = cKDTree(centre[:: max(1, len(centre) // sample)])
+    near = np.isfinite(tree.query(scan.points[boxed], distance_upper_bound=margin, workers=-1)[0])
+    kept = boxed[near]
+    return scan if len(kept) == len(scan) else scan.subset(kept)
+
+
 def voxel_reduce(scan: Scan, voxel: float) -> Scan:
     """Average the scan over a voxel grid; `label` becomes the wound majority, `tissue` the majority class.
 

@@ -12,6 +12,7 @@ from features.io import Camera
 BACKGROUND, OUTLIER, NOTHING = -1, -2, -3  # sample index of pixels that show no skin sample
 GRAZING_COS = np.cos(np.radians(75.0))  # steeper than this returns no depth
 FLYING_JUMP = 0.01  # metres: a depth step this large makes mixed (flying) pixels
+LAYER = 1.5e-3  # metres: samples this close behind a pixel's nearest one lie on the same (first) surface
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,25 @@ def pixel_rays(camera: Camera) -> np.ndarray:
 
 
 def zbuffer(camera: Camera, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest front-facing sample per pixel: (H*W,) sample index (NOTHING where none) and depth."""
+    """The sample each pixel shows: (H*W,) sample index (NOTHING where none) and its depth.
+
+    A pixel reports the surface its centre ray meets first: of the front-facing samples falling in it,
+    those within LAYER of the nearest depth are the first surface, and the one closest to the pixel's
+    centre stands for the ray. Taking simply the nearest depth would favour the skin over the sunken bed
+    in every pixel that straddles the wound's edge, shrinking the labelled wound and its depth.
+    """
     pix, z = camera.project(points)
     facing = np.einsum("ij,ij->i", camera_centre(camera) - points, normals) > 0
     ix, iy = np.floor(pix[:, 0] + 0.5), np.floor(pix[:, 1] + 0.5)
     ok = facing & (z > 0) & (ix >= 0) & (ix < camera.width) & (iy >= 0) & (iy < camera.height)
     keep = np.nonzero(ok)[0]
     pixel = (iy[keep] * camera.width + ix[keep]).astype(np.int64)
-    key = (pixel << 24) | np.minimum(z[keep] * 1e6, 2**24 - 1).astype(np.int64)  # pixel, then depth (um)
+    nearest = np.full(camera.width * camera.height, np.inf)
+    np.minimum.at(nearest, pixel, z[keep])
+    front = z[keep] <= nearest[pixel] + LAYER
+    keep, pixel = keep[front], pixel[front]
+    off_centre = np.hypot(pix[keep, 0] - ix[keep], pix[keep, 1] - iy[keep])  # pixels, < 0.71
+    key = (pixel << 20) | np.minimum(off_centre * 2**19, 2**20 - 1).astype(np.int64)
     order = np.argsort(key, kind="stable")
     first = np.r_[True, pixel[order][1:] != pixel[order][:-1]]
     win = order[first]

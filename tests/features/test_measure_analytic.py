@@ -15,11 +15,14 @@ import pytest
 from scipy import integrate, optimize
 from scipy.spatial.distance import pdist, squareform
 
-# Known defect (issue 2 note): at steep and vertical walls the outline is placed outward (crater area
-# +8% median, trough +3.6%) and the trough's rectangular corners are rounded. Strict xfail: these
-# assertions still run, and the suite fails the day they start to pass, so the mark cannot go stale.
-WALL_BIAS = pytest.mark.xfail(strict=True, reason="outline pushed outward at steep walls (issue 2 note)")
-SHAPES = ("cap", pytest.param("trough", marks=WALL_BIAS), pytest.param("crater", marks=WALL_BIAS))
+# Known defects (issue 2 note): the outline rounds the trough's rectangular corners, so its diagonal (the
+# length) and the width across it read 4-9% low, and the intervals under-cover on the trough and the
+# crater. Strict xfail: the assertions still run, and the suite fails the day they start to pass, so
+# the mark cannot go stale.
+CORNERS = pytest.mark.xfail(strict=True, reason="trough corners rounded by the outline (issue 2)")
+UNDER_COVER = pytest.mark.xfail(strict=True, reason="intervals under-cover at walls and corners (issue 2)")
+SHAPES = ("cap", pytest.param("trough", marks=CORNERS), "crater")
+COVERED_SHAPES = ("cap", pytest.param("trough", marks=UNDER_COVER), pytest.param("crater", marks=UNDER_COVER))
 # Median absolute relative error allowed per quantity: the project's acceptance thresholds.
 THRESHOLDS = {"area_cm2": 0.02, "volume_cm3": 0.05, "max_depth_mm": 0.05, "perimeter_cm": 0.05,
               "length_cm": 0.03, "width_cm": 0.03}
@@ -230,7 +233,7 @@ def test_median_errors_meet_acceptance_thresholds(measured, shape):
     assert not over, f"median relative error too high: {over}\n{_table(shape, rows)}"
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", COVERED_SHAPES)
 def test_95_percent_intervals_hold_the_truth(measured, shape):
     rows = measured(shape)
     hits = [_covers(r, t, n) for t, r in rows for n in THRESHOLDS]

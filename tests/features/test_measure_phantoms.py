@@ -11,9 +11,6 @@ from features.phantoms import PhantomConfig, make_phantom
 CHECKED = ("area_cm2", "volume_cm3", "max_depth_mm", "perimeter_cm", "length_cm", "width_cm")
 ACCEPTANCE = {"area_cm2": 0.02, "volume_cm3": 0.05, "max_depth_mm": 0.05, "perimeter_cm": 0.05,
               "length_cm": 0.03, "width_cm": 0.03}
-# What the engine achieves today on these phantoms (issue 2 note), with headroom: a guard against regressions.
-GUARD = {"area_cm2": 0.08, "volume_cm3": 0.12, "max_depth_mm": 0.15, "perimeter_cm": 0.08,
-         "length_cm": 0.06, "width_cm": 0.05}
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +36,16 @@ def test_enough_phantoms_are_measured(rows):
     assert len(rows) >= 8
 
 
-def test_errors_stay_within_the_regression_guard(rows):
-    medians = _medians(rows)
-    assert all(medians[k] <= GUARD[k] for k in CHECKED), medians
-
-
 def test_tissue_fractions_follow_the_truth(rows):
     errors = [abs(r["tissue"][name] - t["tissue"][name]) for t, r in rows for name in ("granulation", "necrotic")]
     assert np.median(errors) < 0.1
 
 
-@pytest.mark.xfail(strict=True, reason="occluded near walls and sparse rims: area reads ~5% low (issue 2 note)")
 def test_errors_meet_the_acceptance_thresholds(rows):
     medians = _medians(rows)
     assert all(medians[k] <= ACCEPTANCE[k] for k in CHECKED), medians
 
 
-@pytest.mark.xfail(strict=True, reason="intervals miss the occlusion bias (issue 2 note)")
+@pytest.mark.xfail(strict=True, reason="intervals under-cover: 83% (issue 2 note)")
 def test_intervals_cover_the_truth(rows):
     assert _coverage(rows) >= 0.9

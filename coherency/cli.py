@@ -93,6 +93,25 @@ def import_photos(
     typer.echo(f"imported {count} photo/mask pairs into {out}")
 
 
+@data_app.command("cohort")
+@clean_errors
+def cohort(
+    profile: Profile = "demo",
+    out: Annotated[Path, typer.Option(help="Data folder: writes OUT/cohort and OUT/features/tables.")] = Path("data"),
+) -> None:
+    """Simulate the synthetic patient cohort (docs/cohort.md), its oracle and the Feast feature tables."""
+    made = _write_cohort(profile, out)
+    typer.echo(f"wrote {len(made.wounds)} wounds, {len(made.visits)} visits to {out / 'cohort'}")
+
+
+def _write_cohort(profile: str, out: Path):
+    from features.cohort import CohortConfig, generate_cohort
+    from features.params import load_params
+
+    config = CohortConfig.from_params(load_params("cohort", profile))
+    return generate_cohort(config, out / "cohort", out / "features" / "tables")
+
+
 @data_app.command("generate")
 @clean_errors
 def generate(
@@ -101,21 +120,25 @@ def generate(
     = None,
     force: Annotated[bool, typer.Option(help="Regenerate even if the data exists.")] = False,
 ) -> None:
-    """Regenerate data/ deterministically from params.yaml (skipped when it already exists)."""
+    """Regenerate data/ deterministically from params.yaml (each part skipped when it already exists)."""
     from coherency.photos import import_photos as run_import
     from features.params import load_params
     from features.phantoms import PhantomConfig, write_phantoms
 
     config = PhantomConfig.from_params(load_params("phantoms", profile))
+    if photos is not None and photos.is_dir() and not Path(config.photos_dir).is_dir():
+        run_import(photos, Path(config.photos_dir))
     out = Path("data/phantoms")
     if out.is_dir() and any(out.glob("*.ply")) and not force:
         typer.echo(f"{out} exists; keeping it (use --force to regenerate)")
-        return
-    if photos is not None and photos.is_dir() and not Path(config.photos_dir).is_dir():
-        run_import(photos, Path(config.photos_dir))
-    out.mkdir(parents=True, exist_ok=True)
-    paths = write_phantoms(config.n, out, config.seed, config)
-    typer.echo(f"wrote {len(paths)} phantoms to {out}")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        typer.echo(f"wrote {len(write_phantoms(config.n, out, config.seed, config))} phantoms to {out}")
+    if Path("data/cohort/visits.parquet").is_file() and not force:
+        typer.echo("data/cohort exists; keeping it (use --force to regenerate)")
+    else:
+        made = _write_cohort(profile, Path("data"))
+        typer.echo(f"wrote {len(made.wounds)} wounds, {len(made.visits)} visits to data/cohort")
 
 
 @app.command()

@@ -112,6 +112,23 @@ def _write_cohort(profile: str, out: Path):
     return generate_cohort(config, out / "cohort", out / "features" / "tables")
 
 
+@data_app.command("validate")
+@clean_errors
+def validate(
+    data: Annotated[Path, typer.Option(help="Data folder (phantoms/, photos/, cohort/, features/tables/).")]
+    = Path("data"),
+    reports: Annotated[Path, typer.Option(help="Report folder: NAME.json + NAME.md per suite, index.md.")]
+    = Path("results/quality"),
+    require: Annotated[list[str] | None, typer.Option(help="Parts that must exist (repeat; default all).")] = None,
+    profile: Profile = "demo",
+) -> None:
+    """Check data/ against the Great Expectations suites; exit 2 naming the report when one fails."""
+    from features.quality import PARTS, QualityLimits, validate_data
+
+    summary = validate_data(data, reports, QualityLimits.for_profile(profile), tuple(require or PARTS))
+    typer.echo(f"{len(summary['suites'])} suites passed; report: {summary['report']}")
+
+
 @data_app.command("generate")
 @clean_errors
 def generate(

@@ -1,0 +1,1 @@
+"""Networks, their training (LightningModules and DataModules) and evaluation."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
+
+T = TypeVar("T")
 
 PROFILES = ("demo", "full")
 DEFAULT_PATH = Path("params.yaml")
@@ -19,3 +23,11 @@ def load_params(stage: str, profile: str = "demo", path: str | Path = DEFAULT_PA
     section = dict((sections or {}).get(stage) or {})
     overrides = (section.pop("profiles", None) or {}).get(profile) or {}
     return {**section, **overrides}
+
+
+def from_section(cls: type[T], section: dict, stage: str) -> T:
+    """Build the frozen dataclass `cls` from a params.yaml section; unknown keys are an error, lists tuples."""
+    unknown = set(section) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown key(s) in the {stage} section of params.yaml: {', '.join(sorted(unknown))}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})

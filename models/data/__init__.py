@@ -1,0 +1,1 @@
+"""LightningDataModules: the data each network trains on (issue 3)."""

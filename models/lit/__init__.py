@@ -1,0 +1,1 @@
+"""LightningModules: the training loop of each network (issue 3)."""

@@ -1,0 +1,29 @@
+"""Trainer settings every network shares: the GPU when there is one, bf16 where the hardware computes in it."""
+
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = ("auto", "32-true", "bf16-mixed")
+
+
+def auto_precision() -> str:
+    """bf16-mixed on CUDA with bf16 and on CPUs with AVX512-BF16 or AMX; fp32 elsewhere."""
+    if torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    native_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16-mixed" if native_bf16 else "32-true"
+
+
+def trainer_kwargs(precision: str = "auto") -> dict:
+    """accelerator, devices, precision and determinism for `pl.Trainer(**trainer_kwargs(), ...)`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    cuda = torch.cuda.is_available()
+    return {
+        "accelerator": "gpu" if cuda else "cpu",
+        "devices": 1,
+        "precision": auto_precision() if precision == "auto" else precision,
+        # index_add (the backward of gathers) has no deterministic CUDA kernel; on CPU every op is deterministic
+        "deterministic": "warn" if cuda else True,
+    }

@@ -38,13 +38,15 @@ run: install
 	$(BIN)/coherency data generate --profile $(PROFILE) --photos $(PHOTOS)
 	$(BIN)/dvc status data.dvc
 	$(BIN)/coherency compare data/phantoms --profile $(PROFILE)
+	$(BIN)/coherency pipeline run --profile $(PROFILE) --unless-champion
 
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python benchmarks/measure.py
+	# -P: a script's own folder must not shadow the project's packages (benchmarks/models.py vs models/)
+	$(BIN)/python -P benchmarks/measure.py
 
 clean:
 	rm -rf $(VENV) .tmp .pytest_cache .ruff_cache

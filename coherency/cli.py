@@ -14,8 +14,10 @@ app = typer.Typer(help="Coherency: 3D wound assessment.", no_args_is_help=True, 
                   pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Make, import and version the data under data/.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+pipeline_app = typer.Typer(help="The Kubeflow training pipeline: run locally, compile, submit.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
 
-Profile = Annotated[str, typer.Option(help="params.yaml profile: demo or full.")]
+Profile = Annotated[str, typer.Option(help="params.yaml profile: tiny, demo or full.")]
 
 
 def fail(message: str) -> None:
@@ -173,3 +175,65 @@ def compare(
     if as_json:
         typer.echo(json.dumps(summary))
 
+
+
+@pipeline_app.command("run")
+@clean_errors
+def pipeline_run(
+    profile: Profile = "demo",
+    photos: Annotated[str, typer.Option(help="FUSeg folder to import when data/photos is absent.")] = "",
+    online: Annotated[str, typer.Option(help="Feast online store: sqlite or redis.")] = "sqlite",
+    unless_champion: Annotated[bool, typer.Option(help="Do nothing when a champion is registered.")] = False,
+) -> None:
+    """Run the whole training pipeline here through kfp's local runner; print the registered versions."""
+    from models import registry
+    from pipelines.modelling import PROGNOSIS
+    from pipelines.run import run_local
+
+    registry.use_store(Path("mlruns"))
+    if unless_champion and registry.alias_version(PROGNOSIS, registry.CHAMPION) is not None:
+        typer.echo(f"{PROGNOSIS}@{registry.CHAMPION} exists; not training (drop --unless-champion to retrain)")
+    else:
+        typer.echo(f"registered {PROGNOSIS} version {run_local(Path('.'), profile, photos, online)}")
+    _print_versions()
+
+
+@pipeline_app.command("compile")
+@clean_errors
+def pipeline_compile() -> None:
+    """Write pipelines/compiled/training.yaml (commit it; a test fails when it drifts from the source)."""
+    from pipelines.compile import compile_training
+
+    typer.echo(f"wrote {compile_training()}")
+
+
+@pipeline_app.command("submit")
+@clean_errors
+def pipeline_submit(
+    host: Annotated[str, typer.Option(help="Kubeflow Pipelines endpoint, e.g. http://localhost:8080.")],
+    repo: Annotated[str, typer.Option(help="Project root inside the step image.")] = "/app",
+    profile: Profile = "demo",
+) -> None:
+    """Submit the compiled pipeline to a Kubeflow cluster."""
+    from pipelines.compile import COMPILED
+    from pipelines.run import submit
+
+    typer.echo(f"submitted run {submit(host, repo, profile, COMPILED)}")
+
+
+@app.command()
+@clean_errors
+def models() -> None:
+    """List the registered model versions with their aliases and metrics."""
+    _print_versions()
+
+
+def _print_versions() -> None:
+    from models import registry
+    from pipelines.modelling import PROGNOSIS
+
+    registry.use_store(Path("mlruns"))
+    for row in registry.versions(PROGNOSIS):
+        aliases = ",".join(row["aliases"]) or "-"
+        metrics = " ".join(f"{k}={v:.4f}" for k, v in row["metrics"].items())
+        typer.echo(f"{PROGNOSIS} v{row['version']:<3} {aliases:<20} {metrics}  data {row['data_version']}")

@@ -10,7 +10,7 @@ import yaml
 
 T = TypeVar("T")
 
-PROFILES = ("demo", "full")
+PROFILES = ("tiny", "demo", "full")  # tiny: the test suite's end-to-end runs
 DEFAULT_PATH = Path("params.yaml")
 
 

@@ -66,7 +66,7 @@ def register(model_uri: str, name: str, metrics: dict[str, float], tags: dict[st
     version = mlflow.register_model(model_uri, name, tags={**tags, **{f"metric.{k}": f"{v:.6g}"
                                                                       for k, v in metrics.items()}})
     MlflowClient().set_registered_model_alias(name, CHALLENGER, version.version)
-    return version.version
+    return str(version.version)
 
 
 def alias_version(name: str, alias: str) -> str | None:
@@ -75,7 +75,7 @@ def alias_version(name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return MlflowClient().get_model_version_by_alias(name, alias).version
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
@@ -118,7 +118,7 @@ def versions(name: str) -> list[dict]:
     rows = []
     for found in client.search_model_versions(f"name = '{name}'"):
         v = client.get_model_version(name, found.version)  # search results leave the aliases out
-        rows.append({"version": v.version, "aliases": list(v.aliases), "run_id": v.run_id,
+        rows.append({"version": str(v.version), "aliases": list(v.aliases), "run_id": v.run_id,
                      "metrics": {k[7:]: float(x) for k, x in v.tags.items() if k.startswith("metric.")},
                      "data_version": v.tags.get("data_version"), "git_commit": v.tags.get("git_commit")})
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)

@@ -237,3 +237,53 @@ def _print_versions() -> None:
         aliases = ",".join(row["aliases"]) or "-"
         metrics = " ".join(f"{k}={v:.4f}" for k, v in row["metrics"].items())
         typer.echo(f"{PROGNOSIS} v{row['version']:<3} {aliases:<20} {metrics}  data {row['data_version']}")
+
+
+TRAINABLE = ("gbm", "sequence", "prognosis", "unet")
+
+
+@app.command()
+@clean_errors
+def train(
+    model: Annotated[str, typer.Argument(help=f"One of {', '.join(TRAINABLE)}.")],
+    out: Annotated[Path, typer.Option(help="Folder for the trained model files.")] = Path("results/models"),
+    data: Annotated[Path, typer.Option(help="Data folder (see `coherency data generate`).")] = Path("data"),
+    profile: Profile = "demo",
+) -> None:
+    """Train one model outside the pipeline, with its params.yaml section; prints its validation metrics."""
+    if model not in TRAINABLE:
+        fail(f"unknown model '{model}'; choose one of {', '.join(TRAINABLE)}")
+    if model == "unet":
+        from features.params import load_params
+        from models.lit.photos import PhotoTrainParams, train_photo_segmenter
+
+        photos = data / "photos"
+        if not (photos / "images").is_dir():
+            fail(f"{photos} has no images/; import them with 'coherency data import-photos DIR'")
+        params = PhotoTrainParams.from_params(load_params("unet", profile))
+        typer.echo(f"best checkpoint: {train_photo_segmenter(photos, out / 'unet', params)}")
+        return
+    from models.prognosis import train_from_params
+
+    metrics = train_from_params(model, data, out / model, profile)
+    for week in ("week_0", "week_4"):
+        scores = {name: round(m["auroc"], 4) for name, m in metrics.get(week, {}).get("models", {}).items()}
+        typer.echo(f"{week} AUROC: {scores}")
+
+
+@app.command("segment-photos")
+@clean_errors
+def segment_photos(
+    in_dir: Annotated[Path, typer.Argument(help="Folder of JPEG/PNG photos.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the masks (same file names, .png, same size).")],
+    checkpoint: Annotated[Path, typer.Option(help="U-Net checkpoint (from `coherency train unet`).")]
+    = Path("results/models/unet/unet-best.ckpt"),
+) -> None:
+    """Write a binary wound mask (0/255 PNG, the photo's size) for every photo in IN_DIR."""
+    from models.segment import load_unet_checkpoint
+    from models.segment import segment_photos as run_segmentation
+
+    if not checkpoint.is_file():
+        fail(f"{checkpoint} not found; train one with 'coherency train unet'")
+    net, size = load_unet_checkpoint(checkpoint)
+    typer.echo(f"wrote {run_segmentation(in_dir, out_dir, net, size)} masks to {out_dir}")

@@ -98,3 +98,12 @@ def test_point_limit_from_params(tmp_path):
     out = subprocess.run([sys.executable, "-m", "coherency", "measure", str(path)], capture_output=True,
                          text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 2 and "exceed the limit of 1000" in out.stderr
+
+
+def test_train_and_segment_refuse_bad_arguments_in_one_line(tmp_path):
+    for args in (("train", "resnet"), ("segment-photos", str(tmp_path), str(tmp_path / "out"), "--checkpoint",
+                                       str(tmp_path / "missing.ckpt"))):
+        out = run_cli(*args)
+        assert out.returncode == 2 and out.stderr.startswith("error:"), (args, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -27,3 +27,14 @@ def trainer_kwargs(precision: str = "auto") -> dict:
         # index_add (the backward of gathers) has no deterministic CUDA kernel; on CPU every op is deterministic
         "deterministic": "warn" if cuda else True,
     }
+
+
+def check_optimiser(lr: float, warmup_fraction: float, **non_negative: float) -> None:
+    """ValueError unless lr > 0, 0 < warmup_fraction < 1 and every named weight (decay, loss weights) >= 0."""
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if not 0 < warmup_fraction < 1:
+        raise ValueError(f"warmup_fraction must be in (0, 1), got {warmup_fraction}")
+    negative = {name: value for name, value in non_negative.items() if value < 0}
+    if negative:
+        raise ValueError(f"must be >= 0: {negative}")

@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from features.params import from_section
 from models.data.visits import PREDICTION_WEEKS, VisitArrays, VisitDataModule
-from models.lit.trainer import trainer_kwargs
+from models.lit.trainer import check_optimiser, trainer_kwargs
 from models.sequence import SequenceConfig, VisitTransformer
 
 HORIZON_WEEKS = 12
@@ -66,11 +66,7 @@ class VisitPrognosis(pl.LightningModule):
     def __init__(self, net: dict, lr: float = 3e-3, weight_decay: float = 1e-2, survival_weight: float = 0.25,
                  warmup_fraction: float = 0.1) -> None:
         super().__init__()
-        if lr <= 0 or weight_decay < 0 or survival_weight < 0:
-            raise ValueError(f"need lr > 0, weight_decay >= 0 and survival_weight >= 0; got {lr}, {weight_decay}, "
-                             f"{survival_weight}")
-        if not 0 < warmup_fraction < 1:
-            raise ValueError(f"warmup_fraction must be in (0, 1), got {warmup_fraction}")
+        check_optimiser(lr, warmup_fraction, weight_decay=weight_decay, survival_weight=survival_weight)
         self.save_hyperparameters()
         self.net = VisitTransformer(SequenceConfig(**net))
 

@@ -49,6 +49,7 @@ test: install
 bench: install
 	# -P: a script's own folder must not shadow the project's packages (benchmarks/models.py vs models/)
 	$(BIN)/python -P benchmarks/measure.py
+	$(BIN)/python -P benchmarks/models.py
 
 clean:
 	rm -rf $(VENV) .tmp .pytest_cache .ruff_cache

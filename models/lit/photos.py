@@ -12,7 +12,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from features.params import from_section
 from models.data.photos import AugmentConfig, PhotoDataModule
-from models.lit.trainer import PRECISIONS, check_optimiser, trainer_kwargs
+from models.lit.trainer import PRECISIONS, adamw_one_cycle, check_optimiser, trainer_kwargs
 from models.unet import UNet, UNetConfig
 
 
@@ -64,11 +64,7 @@ class PhotoSegmenter(pl.LightningModule):
         self.log("val_dice", dice_per_image(logits > 0, masks > 0.5).mean(), prog_bar=True, batch_size=len(images))
 
     def configure_optimizers(self) -> dict:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.hparams.lr, total_steps=max(int(self.trainer.estimated_stepping_batches), 1),
-            pct_start=self.hparams.warmup_fraction)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_one_cycle(self)
 
 
 # ---------------------------------------------------------------------------------------------- running it

@@ -38,3 +38,13 @@ def check_optimiser(lr: float, warmup_fraction: float, **non_negative: float) ->
     negative = {name: value for name, value in non_negative.items() if value < 0}
     if negative:
         raise ValueError(f"must be >= 0: {negative}")
+
+
+def adamw_one_cycle(module) -> dict:
+    """AdamW with a one-cycle schedule stepped per batch, from the module's lr, weight_decay, warmup_fraction."""
+    hp = module.hparams
+    optimizer = torch.optim.AdamW(module.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=hp.lr, total_steps=max(int(module.trainer.estimated_stepping_batches), 1),
+        pct_start=hp.warmup_fraction)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

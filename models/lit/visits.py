@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from features.params import from_section
 from models.data.visits import PREDICTION_WEEKS, VisitArrays, VisitDataModule
-from models.lit.trainer import check_optimiser, trainer_kwargs
+from models.lit.trainer import adamw_one_cycle, check_optimiser, trainer_kwargs
 from models.sequence import SequenceConfig, VisitTransformer
 
 HORIZON_WEEKS = 12
@@ -92,11 +92,7 @@ class VisitPrognosis(pl.LightningModule):
         self.log_dict({"val_bce": bce, "val_hazard_nll": nll}, batch_size=size)
 
     def configure_optimizers(self) -> dict:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.hparams.lr, total_steps=max(int(self.trainer.estimated_stepping_batches), 1),
-            pct_start=self.hparams.warmup_fraction)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_one_cycle(self)
 
 
 @torch.no_grad()

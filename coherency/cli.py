@@ -239,7 +239,7 @@ def _print_versions() -> None:
         typer.echo(f"{PROGNOSIS} v{row['version']:<3} {aliases:<20} {metrics}  data {row['data_version']}")
 
 
-TRAINABLE = ("gbm", "sequence", "prognosis", "unet")
+TRAINABLE = ("gbm", "sequence", "prognosis", "unet", "pointnet")
 
 
 @app.command()
@@ -262,6 +262,15 @@ def train(
             fail(f"{photos} has no images/; import them with 'coherency data import-photos DIR'")
         params = PhotoTrainParams.from_params(load_params("unet", profile))
         typer.echo(f"best checkpoint: {train_photo_segmenter(photos, out / 'unet', params)}")
+        return
+    if model == "pointnet":
+        from features.params import load_params
+        from models.lit.points import PointTrainParams, train_point_segmenter
+
+        if not any((data / "phantoms").glob("*.ply")):
+            fail(f"{data / 'phantoms'} has no scans; make them with 'coherency data generate'")
+        params = PointTrainParams.from_params(load_params("pointnet", profile))
+        typer.echo(f"best checkpoint: {train_point_segmenter(data / 'phantoms', out / 'pointnet', params)}")
         return
     from models.prognosis import train_from_params
 

@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from features.io import read_scan
 from features.point_chunks import Predictor, predict_scan
 from models.data.points import IGNORE, PointDataModule, tissue_targets
-from models.lit.trainer import auto_precision, trainer_kwargs
+from models.lit.trainer import auto_precision, check_optimiser, trainer_kwargs
 from models.pointnet import PointNetConfig, PointNetSegmenter
 
 
@@ -77,8 +77,8 @@ class PointSegmenter(pl.LightningModule):
     def __init__(self, net: dict | None = None, lr: float = 2e-3, weight_decay: float = 1e-2,
                  tissue_weight: float = 0.5, dice_weight: float = 1.0, warmup_fraction: float = 0.05) -> None:
         super().__init__()
-        if lr <= 0 or weight_decay < 0 or min(tissue_weight, dice_weight) < 0 or not 0 <= warmup_fraction < 1:
-            raise ValueError("need lr > 0, weight_decay, tissue_weight and dice_weight >= 0, 0 <= warmup_fraction < 1")
+        check_optimiser(lr, warmup_fraction, weight_decay=weight_decay, tissue_weight=tissue_weight,
+                        dice_weight=dice_weight)
         self.save_hyperparameters()
         self.net = PointNetSegmenter(PointNetConfig.from_dict(net or {}))
         classes = {"wound": self.net.config.wound_classes, "tissue": self.net.config.tissue_classes}
@@ -217,9 +217,17 @@ def evaluate_point_segmenter(model: PointSegmenter, scan_paths: list[Path], para
                   for name, probs in (("wound", wound), ("tissue", tissue))}
         for name in totals:
             totals[name] += counts[name].numpy()
-        per_scan.append({"scan": path.stem, "wound_iou": float(iou_per_class(counts["wound"])[1]),
-                         "tissue_miou": tissue_miou(counts["tissue"])})
-    return {"wound_iou": float(iou_per_class(totals["wound"])[1]), "tissue_miou": tissue_miou(totals["tissue"]),
-            "tissue_iou": dict(zip(("granulation", "slough", "necrotic", "epithelialising"),
-                                   iou_per_class(totals["tissue"])[1:].tolist(), strict=True)),
-            "scans": per_scan, "params": asdict(params)}
+        # a scan without known wound tissue (photo texture) has no tissue score of its own
+        known = bool((truth["tissue"] > 0).any())
+        per_scan.append({"scan": path.stem, "wound_iou": _score(iou_per_class(counts["wound"])[1]),
+                         "tissue_miou": _score(tissue_miou(counts["tissue"])) if known else None})
+    tissue_iou = zip(("granulation", "slough", "necrotic", "epithelialising"), iou_per_class(totals["tissue"])[1:],
+                     strict=True)
+    return {"wound_iou": _score(iou_per_class(totals["wound"])[1]),
+            "tissue_miou": _score(tissue_miou(totals["tissue"])),
+            "tissue_iou": {name: _score(v) for name, v in tissue_iou}, "scans": per_scan, "params": asdict(params)}
+
+
+def _score(value: float) -> float | None:
+    """A metric for a JSON report: None where it is undefined (NaN)."""
+    return None if math.isnan(value) else float(value)

@@ -192,6 +192,12 @@ def test_split_by_scan_is_deterministic_and_disjoint() -> None:
         split_scans(paths, 1.0)
 
 
+@pytest.mark.parametrize("bad", [{"lr": 0.0}, {"tissue_weight": -1.0}, {"dice_weight": -0.5}, {"warmup_fraction": 1.0}])
+def test_bad_training_arguments_raise(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        PointSegmenter(net={"in_channels": 7, **TINY}, **bad)
+
+
 def test_train_params_reject_unknown_keys() -> None:
     with pytest.raises(ValueError, match="epoch"):
         PointTrainParams.from_params({"epoch": 3})

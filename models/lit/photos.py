@@ -61,7 +61,17 @@ class PhotoSegmenter(pl.LightningModule):
         logits = self(images)
         # weighted by batch size, so the epoch value is the mean over images, not over batches
         self.log("val_loss", self._loss(logits, masks), batch_size=len(images))
-        self.log("val_dice", dice_per_image(logits > 0, masks > 0.5).mean(), prog_bar=True, batch_size=len(images))
+        predicted, truth = logits > 0, masks > 0.5
+        self.log("val_dice", dice_per_image(predicted, truth).mean(), prog_bar=True, batch_size=len(images))
+        # pooled over every validation pixel as well: large wounds weigh more, photos without wound nothing
+        self._pooled += torch.stack([(predicted & truth).sum(), predicted.sum() + truth.sum()]).double().cpu()
+
+    def on_validation_epoch_start(self) -> None:
+        self._pooled = torch.zeros(2, dtype=torch.float64)
+
+    def on_validation_epoch_end(self) -> None:
+        overlap, total = self._pooled.tolist()
+        self.log("val_dice_pooled", 2 * overlap / total if total else 1.0)
 
     def configure_optimizers(self) -> dict:
         return adamw_one_cycle(self)

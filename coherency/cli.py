@@ -187,12 +187,12 @@ def pipeline_run(
 ) -> None:
     """Run the whole training pipeline here through kfp's local runner; print the registered versions."""
     from models import registry
-    from pipelines.modelling import PROGNOSIS
+    from pipelines.modelling import PROGNOSIS, REGISTERED_MODELS
     from pipelines.run import run_local
 
     registry.use_store(Path("mlruns"))
-    if unless_champion and registry.alias_version(PROGNOSIS, registry.CHAMPION) is not None:
-        typer.echo(f"{PROGNOSIS}@{registry.CHAMPION} exists; not training (drop --unless-champion to retrain)")
+    if unless_champion and all(registry.alias_version(n, registry.CHAMPION) for n in REGISTERED_MODELS):
+        typer.echo(f"every model has a {registry.CHAMPION}; not training (drop --unless-champion to retrain)")
     else:
         typer.echo(f"registered {PROGNOSIS} version {run_local(Path('.'), profile, photos, online)}")
     _print_versions()
@@ -230,13 +230,14 @@ def models() -> None:
 
 def _print_versions() -> None:
     from models import registry
-    from pipelines.modelling import PROGNOSIS
+    from pipelines.modelling import REGISTERED_MODELS
 
     registry.use_store(Path("mlruns"))
-    for row in registry.versions(PROGNOSIS):
-        aliases = ",".join(row["aliases"]) or "-"
-        metrics = " ".join(f"{k}={v:.4f}" for k, v in row["metrics"].items())
-        typer.echo(f"{PROGNOSIS} v{row['version']:<3} {aliases:<20} {metrics}  data {row['data_version']}")
+    for name in REGISTERED_MODELS:
+        for row in registry.versions(name):
+            aliases = ",".join(row["aliases"]) or "-"
+            metrics = " ".join(f"{k}={v:.4f}" for k, v in row["metrics"].items())
+            typer.echo(f"{name:<20} v{row['version']:<3} {aliases:<20} {metrics}  data {row['data_version']}")
 
 
 TRAINABLE = ("gbm", "sequence", "prognosis", "unet", "pointnet")
@@ -285,14 +286,28 @@ def train(
 def segment_photos(
     in_dir: Annotated[Path, typer.Argument(help="Folder of JPEG/PNG photos.")],
     out_dir: Annotated[Path, typer.Argument(help="Folder for the masks (same file names, .png, same size).")],
-    checkpoint: Annotated[Path, typer.Option(help="U-Net checkpoint (from `coherency train unet`).")]
-    = Path("results/models/unet/unet-best.ckpt"),
+    checkpoint: Annotated[Path | None, typer.Option(help="A U-Net checkpoint (`coherency train unet`) instead of "
+                                                         "the registered champion.")] = None,
 ) -> None:
-    """Write a binary wound mask (0/255 PNG, the photo's size) for every photo in IN_DIR."""
+    """Write a binary wound mask (0/255 PNG, the photo's size) with the champion U-Net for every photo in IN_DIR."""
     from models.segment import load_unet_checkpoint
     from models.segment import segment_photos as run_segmentation
 
-    if not checkpoint.is_file():
-        fail(f"{checkpoint} not found; train one with 'coherency train unet'")
-    net, size = load_unet_checkpoint(checkpoint)
+    if checkpoint is not None:
+        if not checkpoint.is_file():
+            fail(f"{checkpoint} not found; train one with 'coherency train unet'")
+        net, size = load_unet_checkpoint(checkpoint)
+    else:
+        net, size = _champion_unet()
     typer.echo(f"wrote {run_segmentation(in_dir, out_dir, net, size)} masks to {out_dir}")
+
+
+def _champion_unet():
+    from models import registry
+    from pipelines.segmentation import PHOTOS, load_registered
+
+    registry.use_store(Path("mlruns"))
+    if registry.alias_version(PHOTOS, registry.CHAMPION) is None:
+        fail(f"no {PHOTOS}@{registry.CHAMPION} registered; run 'coherency pipeline run' or pass --checkpoint")
+    net, metadata = load_registered(PHOTOS, registry.CHAMPION)
+    return net, int(metadata["size"])

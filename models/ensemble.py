@@ -1,6 +1,8 @@
 """Ensemble fusion, pure functions (numpy in, numpy out, no I/O) shared by serving and evaluation.
 
-Sections: prognosis fusion (XGBoost + visit Transformer -> one calibrated P(healed within 12 weeks)).
+Sections: prognosis fusion (XGBoost + visit Transformer -> one calibrated P(healed within 12 weeks)), here;
+segmentation fusion (PointNet++ per-point + U-Net photo wound probabilities -> fused labels), re-exported
+from models.fusion_segmentation and models.photo_projection.
 """
 
 from __future__ import annotations
@@ -9,6 +11,21 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.special import expit
+
+from models.fusion_segmentation import (
+    FusionConfig,
+    SegmentationFusion,
+    fuse_segmentation,
+    fuse_wound_probability,
+    labelled_scan,
+)
+from models.photo_projection import Occlusion, Projection, project_points, sample_photo_probability
+
+__all__ = [
+    "FusionConfig", "Occlusion", "PrognosisFusion", "Projection", "SegmentationFusion", "fit_prognosis_fusion",
+    "fuse_prognosis", "fuse_segmentation", "fuse_wound_probability", "labelled_scan", "project_points",
+    "sample_photo_probability",
+]
 
 # ------------------------------------------------------------------------------------------------ prognosis
 

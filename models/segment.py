@@ -84,3 +84,30 @@ def segment_photos(in_dir: str | Path, out_dir: str | Path, model: UNet, size: i
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return len(paths)
+
+
+def read_full_mask(path: Path) -> np.ndarray:
+    """A 0/255 mask PNG at its own size -> (H, W) bool."""
+    with Image.open(path) as mask:
+        return np.asarray(mask.convert("L")) >= 128
+
+
+def photo_scores(model: UNet, size: int, pairs: list[tuple[Path, Path]], threshold: float = 0.5) -> dict:
+    """Dice of the model's masks at each photo's own resolution: mean per photo and pooled over all pixels.
+
+    A photo where neither mask nor prediction has wound scores 1 in the mean (it was segmented right).
+    """
+    if not pairs:
+        raise ValueError("no photos to score")
+    model.eval()
+    dice, overlap, total = [], 0, 0
+    for start in range(0, len(pairs), BATCH):
+        chunk = pairs[start:start + BATCH]
+        probs = predict_probabilities(model, [read_photo(img) for img, _ in chunk], size)
+        for prob, (_, lab) in zip(probs, chunk, strict=True):
+            predicted, truth = prob >= threshold, read_full_mask(lab)
+            both, either = int((predicted & truth).sum()), int(predicted.sum() + truth.sum())
+            dice.append(2 * both / either if either else 1.0)
+            overlap, total = overlap + both, total + either
+    return {"dice": float(np.mean(dice)), "dice_pooled": 2 * overlap / total if total else 1.0,
+            "photos": len(pairs)}

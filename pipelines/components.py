@@ -83,6 +83,36 @@ def register_prognosis(repo: str, gbm: Input[Model], sequence: Input[Model], eva
                                         data_version)
 
 @component
+def train_segmenter(repo: str, profile: str, network: str, suites: int, model: Output[Model]):
+    """Train PointNet++ (phantoms) or the U-Net (photos), after validation passed, into the model artifact."""
+    from pipelines import segmentation
+
+    segmentation.train(repo, profile, network, model.path)
+
+
+@component
+def evaluate_segmenter(repo: str, profile: str, network: str, model: Input[Model], metrics: Output[Metrics],
+                       evaluation: Output[Dataset]) -> bool:
+    """The new network and the champion on the same held-out photos or scans; True when the new one wins."""
+    from pipelines import segmentation
+
+    result = segmentation.evaluate(repo, profile, network, model.path, evaluation.path)
+    for name, value in result["metrics"].items():
+        if isinstance(value, int | float):
+            metrics.log_metric(name, value)
+    return result["champion"] is None or result["challenger"] > result["champion"]
+
+
+@component
+def register_segmenter(repo: str, profile: str, network: str, model: Input[Model], evaluation: Input[Dataset],
+                       data_version: str) -> str:
+    """Log the network to MLflow (pytorch flavour) and register it as the challenger; returns its version."""
+    from pipelines import segmentation
+
+    return segmentation.register(repo, profile, network, model.path, evaluation.path, data_version)
+
+
+@component
 def promote(repo: str, name: str, version: str, evaluation: Input[Dataset]) -> str:
     """Move the champion alias to `version` (runs only under the gate's dsl.If); returns the reason."""
     from pipelines import modelling

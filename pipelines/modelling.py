@@ -11,8 +11,11 @@ import json
 import shutil
 from pathlib import Path
 
+from pipelines import segmentation
+
 PROGNOSIS = "coherency-prognosis"
-GATE_METRIC = {PROGNOSIS: "auroc_week4"}
+GATE_METRIC = {PROGNOSIS: "auroc_week4", **segmentation.GATE_METRIC}
+REGISTERED_MODELS = tuple(GATE_METRIC)
 PROGNOSIS_CODE = Path(__file__).resolve().parents[1] / "models" / "mlflow_models" / "prognosis.py"
 REQUIREMENTS = ["torch==2.13.0", "pytorch-lightning>=2.4,<3", "xgboost-cpu>=2.1", "pandas>=2.1", "coherency"]
 

@@ -88,6 +88,25 @@ def split_stems(stems: list[str], val_fraction: float) -> tuple[list[str], list[
     return [s for s in stems if s not in val], [s for s in stems if s in val]
 
 
+def held_out_stems(stems: list[str], test_fraction: float) -> list[str]:
+    """The test stems: those whose hash falls in the top test_fraction (validation takes the bottom of the range).
+
+    Neither training nor checkpoint selection sees them, so their score is one on photos the model never saw.
+    """
+    if not 0.0 <= test_fraction < 0.5:
+        raise ValueError(f"test_fraction must be in [0, 0.5), got {test_fraction}")
+    return [s for s in stems if stem_fraction(s) >= 1.0 - test_fraction]
+
+
+def photo_split(root: Path, val_fraction: float, test_fraction: float = 0.0) -> dict[str, list[tuple[Path, Path]]]:
+    """(image, mask) pairs of root split by image into train, val and test."""
+    pairs = {img.stem: (img, lab) for img, lab in photo_pairs(root)}
+    test = set(held_out_stems(sorted(pairs), test_fraction))
+    train, val = split_stems(sorted(set(pairs) - test), val_fraction)
+    return {"train": [pairs[s] for s in train], "val": [pairs[s] for s in val],
+            "test": [pairs[s] for s in sorted(test)]}
+
+
 # ---------------------------------------------------------------------------------------------- augmentation
 
 
@@ -228,7 +247,8 @@ class PhotoDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, root: str | Path, size: int = 160, batch_size: int = 16, val_fraction: float = 0.12,
-                 augment: AugmentConfig | None = None, crop: int | None = None, num_workers: int = 0) -> None:
+                 augment: AugmentConfig | None = None, crop: int | None = None, num_workers: int = 0,
+                 test_fraction: float = 0.0) -> None:
         super().__init__()
         if size < 16:
             raise ValueError(f"size must be at least 16 pixels, got {size}")
@@ -238,7 +258,7 @@ class PhotoDataModule(pl.LightningDataModule):
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.root, self.size, self.crop = Path(root), size, crop
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.val_fraction = val_fraction
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.augment_config = augment if augment is not None else AugmentConfig()
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
@@ -248,10 +268,10 @@ class PhotoDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:  # loaded once, reused by fit, validate and test
             return
-        pairs = {img.stem: (img, lab) for img, lab in photo_pairs(self.root)}
-        self.train_stems, self.val_stems = split_stems(sorted(pairs), self.val_fraction)
-        self.train_set = load_pairs([pairs[s] for s in self.train_stems], self.size)
-        self.val_set = load_pairs([pairs[s] for s in self.val_stems], self.size)
+        split = photo_split(self.root, self.val_fraction, self.test_fraction)
+        self.train_stems, self.val_stems = ([img.stem for img, _ in split[part]] for part in ("train", "val"))
+        self.train_set = load_pairs(split["train"], self.size)
+        self.val_set = load_pairs(split["val"], self.size)
 
     def train_dataloader(self) -> DataLoader:
         # drop a last batch of a single photo: its BatchNorm statistics would be those of one image

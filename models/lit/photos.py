@@ -96,6 +96,7 @@ class PhotoTrainParams:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     val_fraction: float = 0.12
+    test_fraction: float = 0.1  # held out of training and checkpoint selection: the pipeline's test score
     base_width: int = 16
     depth: int = 4
     dropout: float = 0.1
@@ -123,7 +124,8 @@ def train_photo_segmenter(photos_dir: Path, out_dir: Path, params: PhotoTrainPar
     """Train on photos_dir (images/, labels/); returns the checkpoint with the best validation Dice."""
     pl.seed_everything(params.seed, workers=True)
     data = PhotoDataModule(photos_dir, size=params.size, batch_size=params.batch_size,
-                           val_fraction=params.val_fraction, augment=AugmentConfig(), crop=params.crop)
+                           val_fraction=params.val_fraction, augment=AugmentConfig(), crop=params.crop,
+                           test_fraction=params.test_fraction)
     model = PhotoSegmenter(unet=params.unet_config().to_dict(), size=params.size, lr=params.lr,
                            weight_decay=params.weight_decay)
     best = ModelCheckpoint(dirpath=out_dir, filename="unet-best", monitor="val_dice", mode="max", save_top_k=1,

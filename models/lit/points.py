@@ -166,6 +166,7 @@ class PointTrainParams:
     dice_weight: float = 1.0
     precision: str = "auto"
     net: dict = field(default_factory=dict)
+    holdout_scans: int = 4  # phantoms of an unused seed that the pipeline scores new and champion models on
 
     @classmethod
     def from_params(cls, section: dict) -> PointTrainParams:

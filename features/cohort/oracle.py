@@ -145,7 +145,8 @@ def healing_probability(covariates: pd.DataFrame, summary: VisitSummary, model: 
         _, mean, sd = _grid_average(p["mu_v"] + np.sqrt(p["var_v"]) * coarse, p, s, model, horizon)
         sd = np.maximum(sd, np.sqrt(p["var_v"]) * (coarse[1] - coarse[0]))  # at least one coarse step
         out[block], _, _ = _grid_average(mean + sd * fine, p, s, model, horizon)
-    return np.where(summary.healed, 1.0, out)
+    # a weighted average of probabilities can round a hair past 1 (1 + 2e-16 was seen): keep it a probability
+    return np.where(summary.healed, 1.0, np.clip(out, 0.0, 1.0))
 
 
 def wound_covariates(cohort: Cohort) -> pd.DataFrame:

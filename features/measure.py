@@ -15,9 +15,11 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from features import outline, preprocess
-from features.fields import Grid, local_fit, masked_smooth, wound_vote
+from features.deepest import max_depth
+from features.fields import Grid, local_fit, wound_vote
 from features.io import TISSUE_CLASSES, Scan, ScanError
 from features.opening import opening_field
+from features.resolution import probe_outline
 from features.stopwatch import Stopwatch
 from features.surface import SkinSurface, fit_skin
 from features.uncertainty import Evidence, intervals
@@ -81,7 +83,7 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
             raise MeasureError("the wound points do not form a region large enough to measure; check the labels")
         fine, mask = _opening_mask(field, grid, min_area)
     with clock.stage("integrate"):
-        report, evidence = _integrate(cloud, surface, uv, rel, fine, mask, contours)
+        report, evidence = _integrate(cloud, surface, uv, rel, fine, mask, contours, observed=uv[keep])
         _warn(cloud, settings, ring_coverage, gap, mask, grid, len(contours))
         evidence.spacing, evidence.n_wound = cloud.spacing, int(cloud.wound.sum())
         report["uncertainty"] = intervals(report, evidence)
@@ -165,8 +167,11 @@ def _opening_mask(field: np.ndarray, grid: Grid, min_area: float) -> tuple[Grid,
 
 
 def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndarray, fine: Grid,
-               mask: np.ndarray, contours: list[np.ndarray]) -> tuple[dict, Evidence]:
-    """Area, volume, depths and outline measures from the opening nodes and the bed points."""
+               mask: np.ndarray, contours: list[np.ndarray], observed: np.ndarray) -> tuple[dict, Evidence]:
+    """Area, volume, depths and outline measures from the opening nodes and the bed points.
+
+    `observed` holds the (u, v) of the points the outline was drawn from, to find where it crosses gaps.
+    """
     nodes = fine.nodes()[mask.ravel()]
     jac = np.sqrt(1.0 + (surface.gradient(nodes) ** 2).sum(axis=1))
     cell = fine.step**2
@@ -179,14 +184,14 @@ def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndar
     foot = 1.0 / np.clip(1.0 - _curvature_sum(surface, nodes, fine.step) * depth_n, 0.3, 3.0)
     area = float(jac.sum() * cell)
     volume = float(depth_v.sum() * cell)
-    max_depth, max_std = _max_depth(fine, mask, nodes, w_uv, w_rel, noise, surface, cloud.spacing)
+    deepest = max_depth(fine, mask, nodes, w_uv, w_rel, noise, surface, cloud.spacing)
     centre = (nodes * jac[:, None]).sum(axis=0) / jac.sum()
     length, width = outline.length_width(surface, contours, centre)
     edge_depth = _outline_depth(contours, w_uv, w_rel, tree)
     report = {
         "area_cm2": area * 1e4,
         "volume_cm3": volume * 1e6,
-        "max_depth_mm": max_depth * 1e3,
+        "max_depth_mm": deepest.depth * 1e3,
         "mean_depth_mm": float((depth_n * jac * foot).sum() / (jac * foot).sum()) * 1e3,
         "perimeter_cm": outline.perimeter(surface, contours) * 1e2,
         "length_cm": length * 1e2,
@@ -196,7 +201,8 @@ def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndar
     }
     skin_std_at_centre = surface.height_std(centre[None, :])[0]
     evidence = Evidence(noise=noise, skin_std=float(skin_std_at_centre), skin_model=_model_error(surface),
-                        max_depth_std=max_std, edge_depth=edge_depth)
+                        max_depth_std=deepest.std, max_depth_shift=deepest.scale_shift, edge_depth=edge_depth,
+                        outline=probe_outline(surface, contours, centre, observed, cloud.spacing))
     return report, evidence
 
 
@@ -210,75 +216,6 @@ def _curvature_sum(surface: SkinSurface, nodes: np.ndarray, h: float) -> np.ndar
     du = unit_grad(nodes + step_u) - unit_grad(nodes - step_u)
     dv = unit_grad(nodes + step_v) - unit_grad(nodes - step_v)
     return -(du[:, 0] + dv[:, 1]) / (2 * h)
-
-
-def _max_depth(fine, mask, nodes, w_uv, w_rel, noise, surface, spacing) -> tuple[float, float]:
-    """Deepest depth along the skin normal, by cross-fitting two halves of the wound points.
-
-    One half locates the deepest spot on its smoothed depth map, among nodes that have wound points
-    close by (a hole's interpolated depth is not a measurement); the other half, untouched by that
-    choice, estimates the depth there. Locating and estimating with the same points would add the
-    noise's extreme to the answer. Both ways round are averaged.
-    """
-    half = np.random.default_rng(0).random(len(w_uv)) < 0.5
-    # candidates: nodes with wound points close by, away from the outline (walls, where fits break down)
-    supported = cKDTree(w_uv).query(nodes, workers=-1)[0] <= 2 * spacing
-    inner = ndimage.binary_erosion(mask, iterations=max(1, round(max(1e-3, 3 * spacing) / fine.step)))[mask]
-    if (supported & inner).any():
-        supported &= inner
-    if not supported.any():
-        supported[:] = True
-    depths, stds = [], []
-    for locate in (half, ~half):
-        h, _ = local_fit(nodes, w_uv[locate], w_rel[locate], k=24, noise=noise)
-        full = np.zeros(mask.shape)
-        full[mask] = -h
-        smooth = masked_smooth(full, mask, sigma=max(1.5, 1e-3 / fine.step))  # locate on a ~1 mm scale
-        smooth[mask] = np.where(supported, smooth[mask], np.nan)
-        spot = fine.nodes()[np.nanargmax(smooth)][None, :]
-        depth, std = _depth_at(spot, w_uv[~locate], w_rel[~locate], noise)
-        jac = np.sqrt(1.0 + (surface.gradient(spot) ** 2).sum())
-        depths.append(depth / jac)
-        stds.append(std)
-    return float(np.mean(depths)), float(np.mean(stds)) / np.sqrt(2)
-
-
-def _depth_at(spot, uv, rel, noise) -> tuple[float, float]:
-    """Depth at `spot` by local quadrics on growing neighbourhoods, stopping before they disagree.
-
-    Small neighbourhoods are unbiased but noisy; large ones are steady but flatten a sharp bottom (a
-    cone's tip) or reach a wall. The intersection-of-confidence-intervals rule keeps the largest
-    neighbourhood whose estimate agrees with every smaller one.
-    """
-    order = np.argsort(np.linalg.norm(uv - spot, axis=1))
-    low, high, chosen = -np.inf, np.inf, None
-    for k in (24, 48, 96, 192):
-        if k > len(uv):
-            break
-        depth, std = _quadric_depth(uv[order[:k]] - spot, rel[order[:k]], noise)
-        low, high = max(low, depth - 2 * std), min(high, depth + 2 * std)
-        if low > high and chosen is not None:
-            break
-        chosen = (depth, std)
-    return chosen or _quadric_depth(uv - spot, rel, noise)
-
-
-def _quadric_depth(offsets: np.ndarray, rel: np.ndarray, noise: float) -> tuple[float, float]:
-    """Depth (minus the height) of a weighted robust local quadric at the origin, and its standard error."""
-    radius = np.linalg.norm(offsets, axis=1).max() + 1e-12
-    d = offsets / radius
-    a = np.column_stack([np.ones(len(d)), d, d[:, 0] ** 2, d[:, 0] * d[:, 1], d[:, 1] ** 2])  # (k, 6)
-    w = np.exp(-0.5 * (np.linalg.norm(d, axis=1) / 0.6) ** 2)
-    coef = np.linalg.lstsq(a * np.sqrt(w)[:, None], rel * np.sqrt(w), rcond=None)[0]
-    resid = rel - a @ coef
-    scale = max(noise, 1.4826 * float(np.median(np.abs(resid))))
-    t = resid / (4.685 * scale)
-    w = w * np.where(np.abs(t) < 1, (1 - t**2) ** 2, 0.0)
-    aw = a * w[:, None]
-    inv = np.linalg.pinv(a.T @ aw)
-    coef = inv @ (aw.T @ rel)
-    var = scale**2 * (inv @ (aw.T @ aw) @ inv)[0, 0]  # sandwich: weights are not inverse variances
-    return float(-coef[0]), float(np.sqrt(max(var, 0.0)))
 
 
 def _outline_depth(contours: list[np.ndarray], w_uv, w_rel, tree) -> float:

@@ -23,7 +23,7 @@ def outline_contours(field: np.ndarray, grid: Grid, min_area: float) -> list[np.
     for c in find_contours(padded, 0.5):
         uv = grid.to_uv(c - 1.0)
         if _planar_area(uv) >= min_area:
-            contours.append(_smooth_closed(uv, window=5))
+            contours.append(smooth_closed(uv, window=5))
     return contours
 
 
@@ -32,7 +32,7 @@ def _planar_area(uv: np.ndarray) -> float:
     return 0.5 * float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-def _smooth_closed(uv: np.ndarray, window: int) -> np.ndarray:
+def smooth_closed(uv: np.ndarray, window: int) -> np.ndarray:
     """Circular moving average: removes the marching-squares staircase without shrinking the curve much."""
     if len(uv) <= window or not np.allclose(uv[0], uv[-1]):
         return uv
@@ -57,15 +57,20 @@ def perimeter(surface: SkinSurface, contours: list[np.ndarray]) -> float:
     return total
 
 
-def length_width(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray) -> tuple[float, float]:
-    """Longest chord of the outline in the tangent plane at the centre, and the extent across it."""
-    # the longest chord picks the outline's outermost wiggles, so it is taken on a smoother outline
-    pts = lift(surface, np.vstack([_smooth_closed(c, window=CHORD_WINDOW) for c in contours]))
+def tangent_coordinates(surface: SkinSurface, pts: np.ndarray, centre_uv: np.ndarray) -> np.ndarray:
+    """(K, 2) coordinates of local 3D points in the skin's tangent plane at the centre."""
     normal = surface.normal_local(centre_uv[None, :])[0]
     e1 = np.cross(normal, [0.0, 1.0, 0.0])
     e1 /= np.linalg.norm(e1)
     e2 = np.cross(normal, e1)
-    flat = np.column_stack([pts @ e1, pts @ e2])  # (K, 2) coordinates in the tangent plane
+    return np.column_stack([pts @ e1, pts @ e2])
+
+
+def length_width(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray) -> tuple[float, float]:
+    """Longest chord of the outline in the tangent plane at the centre, and the extent across it."""
+    # the longest chord picks the outline's outermost wiggles, so it is taken on a smoother outline
+    pts = lift(surface, np.vstack([smooth_closed(c, window=CHORD_WINDOW) for c in contours]))
+    flat = tangent_coordinates(surface, pts, centre_uv)
     with contextlib.suppress(QhullError):  # collinear outlines have no hull; use every point
         flat = flat[ConvexHull(flat).vertices]
     gaps = flat[:, None, :] - flat[None, :, :]

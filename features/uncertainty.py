@@ -1,11 +1,21 @@
-"""95% intervals for the measurements, from the scan's own noise, point density and skin fit.
+"""95% intervals for the measurements, from the scan's own noise, point density, skin fit and outline.
 
-Each number's standard error combines the error sources that move it:
-- the outline's position, known to about a fraction of the point spacing (density);
-- the reconstructed skin's height over the opening: the fit's own standard error plus the model error seen
-  when the skin is predicted across held-out sectors of the ring (fit);
-- the range noise averaged over the points that carry a number (noise);
-- a small relative floor for what the discretisation itself can do.
+Every interval is the estimate +- Z95 * sqrt(sum of variance terms). A term is either a standard error
+(noise averaged over the points that carry a number, the skin fit's standard error) or a systematic error
+known only by its bound b, counted as a uniform error on [-b, b], variance b^2 / 3 (the GUM's rectangular
+distribution). The terms, per number:
+
+- area: the outline's random placement along its length, its common offset, and its placement beside
+  gaps in the data (features.resolution);
+- volume: the skin's height over the opening, the area terms times the bed depth at the outline, the band
+  beside steep walls whose points range noise throws sideways, and the bed noise;
+- max depth: the skin's height there, the local fit's standard error, and the bias the growing-neighbourhood
+  rule admits or was seen to move by (features.deepest);
+- perimeter, length, width: the outline's placement at the ends, and how much each number moves when the
+  outline is smoothed once more (corners rounded, wiggles ironed out), extrapolated to no smoothing.
+
+The constants below are the only calibrated numbers; they were fitted on the analytic shapes of
+tests/features/analytic.py and phantom seed 404, and checked on phantom seeds 505 and 606.
 """
 
 from __future__ import annotations
@@ -14,10 +24,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.deepest import ICI_THRESHOLD
+from features.resolution import OutlineProbe
+
 Z95 = 1.96
-# Outline position error as a fraction of the point spacing: the 0.5-contour of labelled points lies
-# within half a spacing of the true edge, and the error is correlated along the outline.
-BOUNDARY_FRACTION = 0.3
+PLACEMENT = 0.5  # random outline placement error, in point spacings, independent every spacing along it
+OFFSET = 0.1  # common offset of the whole outline, in point spacings (edge pixels lean to the nearer surface)
+GAP_SHARE = 2.0  # bound on the area error beside data gaps, per unit of the probe's gap area
+CHORD_EXTRAPOLATION = 1.5  # bound on a chord error (length, width), per unit of its drop under extra smoothing
+PERIMETER_EXTRAPOLATION = 1.0  # the same for the perimeter
+WALL_BAND = 1.4  # width of the band beside a wall whose bed reads shallow, in range-noise units
 MODEL_SHARE = 0.5  # share of the held-out-sector error that reaches the middle of the opening
 
 
@@ -30,42 +46,88 @@ class Evidence:
     skin_model: float
     max_depth_std: float
     edge_depth: float
+    max_depth_shift: float = 0.0  # chosen local fit's depth minus the smallest one's (features.deepest)
     spacing: float = 0.0
     n_wound: int = 0
+    outline: OutlineProbe | None = None
 
 
 def _interval(value: float, std: float) -> list[float]:
     return [max(value - Z95 * std, 0.0), value + Z95 * std]
 
 
+def _rss(*terms: float) -> float:
+    return float(np.sqrt(np.sum(np.square(terms))))
+
+
+def _bound(b: float) -> float:
+    """Standard uncertainty of a systematic error known only to lie within +-b."""
+    return abs(b) / np.sqrt(3.0)
+
+
 def intervals(report: dict, ev: Evidence) -> dict:
     """A [low, high] 95% interval for every number in the report (same units as the report)."""
-    area = report["area_cm2"] * 1e-4
-    perim = report["perimeter_cm"] * 1e-2
-    volume = report["volume_cm3"] * 1e-6
-    boundary = BOUNDARY_FRACTION * ev.spacing
-    skin = np.hypot(ev.skin_std, MODEL_SHARE * ev.skin_model)  # height error of the skin over the opening
-    bed_noise = ev.noise * area / np.sqrt(max(ev.n_wound, 1))  # noise averaged over the bed points
+    probe = ev.outline or OutlineProbe(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    area, perim = report["area_cm2"] * 1e-4, report["perimeter_cm"] * 1e-2
+    placement = _area_placement(perim, ev.spacing, probe)
     sd = {
-        "area_cm2": np.hypot(perim * boundary, 0.005 * area) * 1e4,
-        "perimeter_cm": np.hypot(2 * np.pi * boundary, 0.02 * perim) * 1e2,
-        "length_cm": np.hypot(2 * boundary, 0.01 * report["length_cm"] * 1e-2) * 1e2,
-        "width_cm": np.hypot(2 * boundary, 0.01 * report["width_cm"] * 1e-2) * 1e2,
-        "volume_cm3": _rss(area * skin, perim * boundary * ev.edge_depth, bed_noise, 0.01 * volume) * 1e6,
-        "max_depth_mm": _rss(skin, ev.max_depth_std, 0.02 * report["max_depth_mm"] * 1e-3) * 1e3,
-        "surface_area_cm2": np.hypot(perim * boundary, 0.05 * report["surface_area_cm2"] * 1e-4) * 1e4,
+        "area_cm2": placement * 1e4,
+        "volume_cm3": _volume_sd(report, ev, placement) * 1e6,
+        "max_depth_mm": _max_depth_sd(ev) * 1e3,
+        "perimeter_cm": _outline_sd(ev.spacing, 2 * np.pi, PERIMETER_EXTRAPOLATION * probe.perimeter_shift) * 1e2,
+        "length_cm": _outline_sd(ev.spacing, 2.0, CHORD_EXTRAPOLATION * probe.length_shift) * 1e2,
+        "width_cm": _rss(_outline_sd(ev.spacing, 2.0, CHORD_EXTRAPOLATION * probe.width_shift),
+                         _bound(probe.width_spread)) * 1e2,
+        "surface_area_cm2": np.hypot(placement, 0.05 * report["surface_area_cm2"] * 1e-4) * 1e4,
     }
     rel_volume = sd["volume_cm3"] / max(report["volume_cm3"], 1e-12)
     rel_area = sd["area_cm2"] / max(report["area_cm2"], 1e-12)
     sd["mean_depth_mm"] = report["mean_depth_mm"] * np.hypot(rel_volume, rel_area)
     out = {name: _interval(report[name], float(s)) for name, s in sd.items()}
     if report.get("tissue"):
-        out["tissue"] = _tissue_intervals(report["tissue"], ev, perim * boundary / max(area, 1e-12))
+        out["tissue"] = _tissue_intervals(report["tissue"], ev, placement / max(area, 1e-12))
     return out
 
 
-def _rss(*terms: float) -> float:
-    return float(np.sqrt(np.sum(np.square(terms))))
+def _area_placement(perimeter: float, spacing: float, probe: OutlineProbe) -> float:
+    """Area error from where the outline lies: random along it, a common offset, and beside data gaps."""
+    random = PLACEMENT * spacing * np.sqrt(perimeter * spacing)  # perimeter / spacing independent stretches
+    return _rss(random, OFFSET * spacing * perimeter, _bound(GAP_SHARE * probe.gap_area))
+
+
+def _volume_sd(report: dict, ev: Evidence, placement: float) -> float:
+    area, perim = report["area_cm2"] * 1e-4, report["perimeter_cm"] * 1e-2
+    skin = np.hypot(ev.skin_std, MODEL_SHARE * ev.skin_model)  # height error of the skin over the opening
+    bed_noise = ev.noise * area / np.sqrt(max(ev.n_wound, 1))  # noise averaged over the bed points
+    # Range noise scatters a wall's points sideways over the bed, so the bed fit reads shallow in a band
+    # about the noise wide beside the outline (a one-sided error, bounded here).
+    wall = _bound(WALL_BAND * ev.noise * perim * ev.edge_depth)
+    return _rss(area * skin, placement * ev.edge_depth, wall, bed_noise)
+
+
+def _max_depth_sd(ev: Evidence) -> float:
+    """Skin height, fit error, and the bias of the chosen neighbourhood.
+
+    The growing-neighbourhood rule keeps a larger fit while it agrees with the smaller ones to within
+    ICI_THRESHOLD standard errors, so it can let through a bias that large (a flattened tip); where the
+    chosen fit moved further from the smallest one, that move bounds the bias instead.
+    """
+    skin = np.hypot(ev.skin_std, MODEL_SHARE * ev.skin_model)
+    bias = max(abs(ev.max_depth_shift), ICI_THRESHOLD * ev.max_depth_std)
+    return _rss(skin, ev.max_depth_std, _bound(bias))
+
+
+def _outline_sd(spacing: float, offset_gain: float, smoothing_bound: float) -> float:
+    """A number read off the outline: placement at its two ends, common offset, and smoothing.
+
+    Args:
+        offset_gain: how much the number grows when the whole outline moves out by one metre (2 for a
+            chord, 2 pi for a perimeter).
+        smoothing_bound: how far smoothing may have moved the number: its drop under one more smoothing
+            pass, extrapolated back to no smoothing (corners rounded off, wiggles ironed out).
+    """
+    ends = np.sqrt(2.0) * PLACEMENT * spacing
+    return _rss(ends, offset_gain * OFFSET * spacing, _bound(smoothing_bound))
 
 
 def _tissue_intervals(shares: dict[str, float], ev: Evidence, edge_share: float) -> dict[str, list[float]]:

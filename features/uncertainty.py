@@ -7,15 +7,18 @@ distribution). The terms, per number:
 
 - area: the outline's random placement along its length, its common offset, and its placement beside
   gaps in the data (features.resolution);
-- volume: the skin's height over the opening, the area terms times the bed depth at the outline, the band
-  beside steep walls whose points range noise throws sideways, and the bed noise;
-- max depth: the skin's height there, the local fit's standard error, and the bias the growing-neighbourhood
-  rule admits or was seen to move by (features.deepest);
+- volume: the skin's height over the opening, the area terms times the bed depth there, the band beside
+  steep walls whose points range noise throws sideways, and the bed noise;
+- max depth: the skin's height there, the local fit's standard error, and the bias of the chosen local fit:
+  what the growing-neighbourhood rule admits, or its move from the smallest fit extrapolated to no
+  neighbourhood (a cone's tip flattened; features.deepest), whichever is larger;
 - perimeter, length, width: the outline's placement at the ends, and how much each number moves when the
-  outline is smoothed once more (corners rounded, wiggles ironed out), extrapolated to no smoothing.
+  outline is smoothed once more (corners rounded, wiggles ironed out), extrapolated to no smoothing; for the
+  width also the spread across the chords nearly as long as the longest, any of which noise could pick.
 
-The constants below are the only calibrated numbers; they were fitted on the analytic shapes of
-tests/features/analytic.py and phantom seed 404, and checked on phantom seeds 505 and 606.
+The constants below are the model's only free numbers. Those marked "calibrated" were fitted on the
+analytic shapes of tests/features/analytic.py (default seed) and phantom seed 404 alone, then checked on
+other seeds of both; the rest follow from the geometry as their comments say.
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ from features.deepest import ICI_THRESHOLD
 from features.resolution import OutlineProbe
 
 Z95 = 1.96
-PLACEMENT = 0.5  # random outline placement error, in point spacings, independent every spacing along it
-OFFSET = 0.1  # common offset of the whole outline, in point spacings (edge pixels lean to the nearer surface)
-GAP_SHARE = 2.0  # bound on the area error beside data gaps, per unit of the probe's gap area
-CHORD_EXTRAPOLATION = 1.5  # bound on a chord error (length, width), per unit of its drop under extra smoothing
-PERIMETER_EXTRAPOLATION = 1.0  # the same for the perimeter
-WALL_BAND = 1.4  # width of the band beside a wall whose bed reads shallow, in range-noise units
-MODEL_SHARE = 0.5  # share of the held-out-sector error that reaches the middle of the opening
+# Random outline placement error, in point spacings, independent every spacing along the outline: the
+# skin-density kernel holds only a handful of points at the edge (judged, not fitted; it matters little).
+PLACEMENT = 0.5
+OFFSET = 0.1  # calibrated: common offset of the whole outline, in spacings (edge pixels lean to one surface)
+GAP_SHARE = 2.0  # across a gap the edge may lie anywhere: a bound of the gap's full width, twice the probe
+CHORD_EXTRAPOLATION = 1.5  # calibrated: bound on a chord error per unit of its drop under extra smoothing
+PERIMETER_EXTRAPOLATION = 1.0  # calibrated: the same for the perimeter
+WALL_BAND = 1.4  # calibrated: the band beside a wall whose bed reads shallow, in range-noise units
+MODEL_SHARE = 0.5  # share of the held-out-sector skin error that reaches the middle of the opening (inherited)
 
 
 @dataclass
@@ -46,7 +51,7 @@ class Evidence:
     skin_model: float
     max_depth_std: float
     edge_depth: float
-    max_depth_shift: float = 0.0  # chosen local fit's depth minus the smallest one's (features.deepest)
+    max_depth_shift: float = 0.0  # chosen local fit's move from the smallest, extrapolated (features.deepest)
     spacing: float = 0.0
     n_wound: int = 0
     outline: OutlineProbe | None = None
@@ -67,12 +72,12 @@ def _bound(b: float) -> float:
 
 def intervals(report: dict, ev: Evidence) -> dict:
     """A [low, high] 95% interval for every number in the report (same units as the report)."""
-    probe = ev.outline or OutlineProbe(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    probe = ev.outline or OutlineProbe(0.0, 0.0, 0.0, 0.0, 0.0)
     area, perim = report["area_cm2"] * 1e-4, report["perimeter_cm"] * 1e-2
-    placement = _area_placement(perim, ev.spacing, probe)
+    placement = float(np.hypot(_outline_terms(perim, ev.spacing), _gap_term(probe)))
     sd = {
         "area_cm2": placement * 1e4,
-        "volume_cm3": _volume_sd(report, ev, placement) * 1e6,
+        "volume_cm3": _volume_sd(report, ev, probe) * 1e6,
         "max_depth_mm": _max_depth_sd(ev) * 1e3,
         "perimeter_cm": _outline_sd(ev.spacing, 2 * np.pi, PERIMETER_EXTRAPOLATION * probe.perimeter_shift) * 1e2,
         "length_cm": _outline_sd(ev.spacing, 2.0, CHORD_EXTRAPOLATION * probe.length_shift) * 1e2,
@@ -89,20 +94,29 @@ def intervals(report: dict, ev: Evidence) -> dict:
     return out
 
 
-def _area_placement(perimeter: float, spacing: float, probe: OutlineProbe) -> float:
-    """Area error from where the outline lies: random along it, a common offset, and beside data gaps."""
+def _outline_terms(perimeter: float, spacing: float) -> float:
+    """Area error from where the outline lies where it is sampled: random along it, and a common offset."""
     random = PLACEMENT * spacing * np.sqrt(perimeter * spacing)  # perimeter / spacing independent stretches
-    return _rss(random, OFFSET * spacing * perimeter, _bound(GAP_SHARE * probe.gap_area))
+    return float(np.hypot(random, OFFSET * spacing * perimeter))
 
 
-def _volume_sd(report: dict, ev: Evidence, placement: float) -> float:
+def _gap_term(probe: OutlineProbe) -> float:
+    """Area error where the outline crosses gaps in the data (a shadow behind a rim, a dropout)."""
+    return _bound(GAP_SHARE * probe.gap_area)
+
+
+def _volume_sd(report: dict, ev: Evidence, probe: OutlineProbe) -> float:
     area, perim = report["area_cm2"] * 1e-4, report["perimeter_cm"] * 1e-2
     skin = np.hypot(ev.skin_std, MODEL_SHARE * ev.skin_model)  # height error of the skin over the opening
     bed_noise = ev.noise * area / np.sqrt(max(ev.n_wound, 1))  # noise averaged over the bed points
     # Range noise scatters a wall's points sideways over the bed, so the bed fit reads shallow in a band
     # about the noise wide beside the outline (a one-sided error, bounded here).
     wall = _bound(WALL_BAND * ev.noise * perim * ev.edge_depth)
-    return _rss(area * skin, placement * ev.edge_depth, wall, bed_noise)
+    # Moving a sampled outline moves bed as deep as the bed at the outline; across a gap the true edge
+    # may lie a gap's width away, past the wall, where the bed is as deep as the wound on average.
+    outline = _outline_terms(perim, ev.spacing) * ev.edge_depth
+    gap = _gap_term(probe) * report["mean_depth_mm"] * 1e-3
+    return _rss(area * skin, outline, gap, wall, bed_noise)
 
 
 def _max_depth_sd(ev: Evidence) -> float:
@@ -110,7 +124,7 @@ def _max_depth_sd(ev: Evidence) -> float:
 
     The growing-neighbourhood rule keeps a larger fit while it agrees with the smaller ones to within
     ICI_THRESHOLD standard errors, so it can let through a bias that large (a flattened tip); where the
-    chosen fit moved further from the smallest one, that move bounds the bias instead.
+    chosen fit's move from the smallest one, extrapolated to a fit of no size, is larger, it bounds the bias.
     """
     skin = np.hypot(ev.skin_std, MODEL_SHARE * ev.skin_model)
     bias = max(abs(ev.max_depth_shift), ICI_THRESHOLD * ev.max_depth_std)
@@ -135,6 +149,7 @@ def _tissue_intervals(shares: dict[str, float], ev: Evidence, edge_share: float)
     n_eff = max(ev.n_wound / 10.0, 1.0)
     out = {}
     for name, p in shares.items():
+        p = min(max(p, 0.0), 1.0)  # a share summed from areas can round a hair past 1 (then sqrt of < 0)
         s = np.hypot(np.sqrt(p * (1 - p) / n_eff), edge_share * p)
         out[name] = [max(p - Z95 * s, 0.0), min(p + Z95 * s, 1.0)]
     return out

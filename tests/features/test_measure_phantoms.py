@@ -28,8 +28,12 @@ def _medians(rows) -> dict[str, float]:
     return {k: float(np.median([abs(r[k] - t[k]) / t[k] for t, r in rows])) for k in CHECKED}
 
 
+def _covered(rows, key: str) -> list[bool]:
+    return [r["uncertainty"][key][0] <= t[key] <= r["uncertainty"][key][1] for t, r in rows]
+
+
 def _coverage(rows) -> float:
-    return float(np.mean([r["uncertainty"][k][0] <= t[k] <= r["uncertainty"][k][1] for t, r in rows for k in CHECKED]))
+    return float(np.mean([hit for k in CHECKED for hit in _covered(rows, k)]))
 
 
 def test_enough_phantoms_are_measured(rows):
@@ -46,6 +50,12 @@ def test_errors_meet_the_acceptance_thresholds(rows):
     assert all(medians[k] <= ACCEPTANCE[k] for k in CHECKED), medians
 
 
-@pytest.mark.xfail(strict=True, reason="intervals under-cover: 83% (issue 2 note)")
 def test_intervals_cover_the_truth(rows):
     assert _coverage(rows) >= 0.9
+
+
+def test_every_quantity_is_covered_on_its_own(rows):
+    # seed 404 is the phantom seed the interval constants were calibrated on (features/uncertainty.py);
+    # other seeds reach 90-96% pooled, with max depth and volume the weakest (cone tips, heel skin)
+    shares = {k: float(np.mean(_covered(rows, k))) for k in CHECKED}
+    assert all(share >= 0.9 for share in shares.values()), shares

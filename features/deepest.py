@@ -1,0 +1,114 @@
+"""The wound's maximum depth: the deepest spot of the bed, located and measured by cross-fitting.
+
+Also reports how far the chosen local fit moved from the smallest one, extrapolated to a fit of no size,
+which features.uncertainty counts as the bias the growing-neighbourhood rule may have let through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from features.fields import Grid, local_fit, masked_smooth
+from features.surface import SkinSurface
+
+NEIGHBOURHOODS = (24, 48, 96, 192)  # wound points per local quadric, smallest first
+ICI_THRESHOLD = 2.0  # standard errors: neighbourhoods whose estimates lie further apart disagree
+
+
+@dataclass(frozen=True)
+class Deepest:
+    """Maximum depth along the skin normal (metres), its standard error, and the scale shift.
+
+    scale_shift: how much the chosen neighbourhood's depth moved from the smallest one's, extrapolated to
+    a neighbourhood of no size (averaged over the two cross-fits). A quadric flattens a cone's tip in
+    proportion to the neighbourhood's radius, so the move from radius r1 to r2 extrapolates to a bias of
+    move * r2 / (r2 - r1) at r2; a smooth bottom's bias grows faster than the radius, so this bounds it.
+    """
+
+    depth: float
+    std: float
+    scale_shift: float
+
+
+def max_depth(fine: Grid, mask: np.ndarray, nodes: np.ndarray, w_uv: np.ndarray, w_rel: np.ndarray, noise: float,
+              surface: SkinSurface, spacing: float) -> Deepest:
+    """Deepest depth along the skin normal, by cross-fitting two halves of the wound points.
+
+    One half locates the deepest spot on its smoothed depth map, among nodes that have wound points
+    close by (a hole's interpolated depth is not a measurement); the other half, untouched by that
+    choice, estimates the depth there. Locating and estimating with the same points would add the
+    noise's extreme to the answer. Both ways round are averaged.
+    """
+    half = np.random.default_rng(0).random(len(w_uv)) < 0.5
+    # candidates: nodes with wound points close by, away from the outline (walls, where fits break down)
+    supported = cKDTree(w_uv).query(nodes, workers=-1)[0] <= 2 * spacing
+    inner = ndimage.binary_erosion(mask, iterations=max(1, round(max(1e-3, 3 * spacing) / fine.step)))[mask]
+    if (supported & inner).any():
+        supported &= inner
+    if not supported.any():
+        supported[:] = True
+    depths, stds, shifts = [], [], []
+    for locate in (half, ~half):
+        h, _ = local_fit(nodes, w_uv[locate], w_rel[locate], k=24, noise=noise)
+        full = np.zeros(mask.shape)
+        full[mask] = -h
+        smooth = masked_smooth(full, mask, sigma=max(1.5, 1e-3 / fine.step))  # locate on a ~1 mm scale
+        smooth[mask] = np.where(supported, smooth[mask], np.nan)
+        spot = fine.nodes()[np.nanargmax(smooth)][None, :]
+        depth, std, shift = depth_at(spot, w_uv[~locate], w_rel[~locate], noise)
+        jac = np.sqrt(1.0 + (surface.gradient(spot) ** 2).sum())
+        depths.append(depth / jac)
+        stds.append(std)
+        shifts.append(shift / jac)
+    return Deepest(float(np.mean(depths)), float(np.mean(stds)) / np.sqrt(2), float(np.mean(shifts)))
+
+
+def depth_at(spot: np.ndarray, uv: np.ndarray, rel: np.ndarray, noise: float) -> tuple[float, float, float]:
+    """Depth at `spot` by local quadrics on growing neighbourhoods, stopping before they disagree.
+
+    Small neighbourhoods are unbiased but noisy; large ones are steady but flatten a sharp bottom (a
+    cone's tip) or reach a wall. The intersection-of-confidence-intervals rule keeps the largest
+    neighbourhood whose estimate agrees with every smaller one. Returns the depth, its standard error
+    and its move from the smallest neighbourhood extrapolated to no neighbourhood (see Deepest).
+    """
+    order = np.argsort(np.linalg.norm(uv - spot, axis=1))
+    low, high, chosen, first = -np.inf, np.inf, None, None
+    for k in NEIGHBOURHOODS:
+        if k > len(uv):
+            break
+        depth, std = _quadric_depth(uv[order[:k]] - spot, rel[order[:k]], noise)
+        low, high = max(low, depth - ICI_THRESHOLD * std), min(high, depth + ICI_THRESHOLD * std)
+        if low > high and chosen is not None:
+            break
+        chosen = (depth, std, k)
+        first = depth if first is None else first
+    if chosen is None:
+        depth, std = _quadric_depth(uv - spot, rel, noise)
+        return depth, std, 0.0
+    depth, std, k = chosen
+    if k == NEIGHBOURHOODS[0]:
+        return depth, std, 0.0
+    ratio = np.sqrt(k / NEIGHBOURHOODS[0])  # radius ratio: k nearest points cover a disc of area ~ k
+    return depth, std, (depth - first) * ratio / (ratio - 1.0)
+
+
+def _quadric_depth(offsets: np.ndarray, rel: np.ndarray, noise: float) -> tuple[float, float]:
+    """Depth (minus the height) of a weighted robust local quadric at the origin, and its standard error."""
+    radius = np.linalg.norm(offsets, axis=1).max() + 1e-12
+    d = offsets / radius
+    a = np.column_stack([np.ones(len(d)), d, d[:, 0] ** 2, d[:, 0] * d[:, 1], d[:, 1] ** 2])  # (k, 6)
+    w = np.exp(-0.5 * (np.linalg.norm(d, axis=1) / 0.6) ** 2)
+    coef = np.linalg.lstsq(a * np.sqrt(w)[:, None], rel * np.sqrt(w), rcond=None)[0]
+    resid = rel - a @ coef
+    scale = max(noise, 1.4826 * float(np.median(np.abs(resid))))
+    t = resid / (4.685 * scale)
+    w = w * np.where(np.abs(t) < 1, (1 - t**2) ** 2, 0.0)
+    aw = a * w[:, None]
+    inv = np.linalg.pinv(a.T @ aw)
+    coef = inv @ (aw.T @ rel)
+    var = scale**2 * (inv @ (aw.T @ aw) @ inv)[0, 0]  # sandwich: weights are not inverse variances
+    return float(-coef[0]), float(np.sqrt(max(var, 0.0)))

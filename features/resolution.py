@@ -1,0 +1,84 @@
+"""What the engine's resolution can hide: probes of the outline for the systematic terms of the intervals.
+
+The outline is drawn from a kernel density one point spacing wide and then smoothed, so it cannot follow
+detail finer than a few spacings: it rounds a rectangle's corners (the longest chord, the width and the
+perimeter read low), while range noise makes it wiggle (the perimeter and the chord read high). Neither is
+noise that averages out. Each probe measures, on the scan itself, how much a number moves when the outline
+is smoothed once more, or how much of the outline runs beside a gap in the data; features.uncertainty
+turns them into interval terms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import ConvexHull, QhullError, cKDTree
+
+from features import outline
+from features.surface import SkinSurface
+
+EXTRA_WINDOW = 17  # outline vertices in the extra smoothing pass: about twice what the outline already had
+
+
+@dataclass(frozen=True)
+class OutlineProbe:
+    """How firmly the outline, and the numbers read off it, are pinned down by the data (metres, m²)."""
+
+    gap_area: float  # outline length times how far it runs from the nearest point beyond normal sampling
+    length_shift: float  # drop of the longest chord when the outline is smoothed once more
+    width_shift: float  # drop of the width across it
+    width_spread: float  # range of the widths across chords that are nearly as long as the longest
+    perimeter_shift: float  # drop of the perimeter when the outline is smoothed once more
+
+
+def probe_outline(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray, uv_points: np.ndarray,
+                  spacing: float) -> OutlineProbe:
+    """Probe the outline `contours` (u, v) against every point of the scan `uv_points` (u, v)."""
+    smoother = [outline.smooth_closed(c, window=EXTRA_WINDOW) for c in contours]
+    length, width = outline.length_width(surface, contours, centre_uv)
+    length2, width2 = outline.length_width(surface, smoother, centre_uv)
+    return OutlineProbe(
+        gap_area=_gap_area(contours, uv_points, spacing),
+        length_shift=length - length2,
+        width_shift=width - width2,
+        width_spread=_width_spread(surface, contours, centre_uv, tolerance=spacing),
+        perimeter_shift=outline.perimeter(surface, contours) - outline.perimeter(surface, smoother),
+    )
+
+
+def _gap_area(contours: list[np.ndarray], uv_points: np.ndarray, spacing: float) -> float:
+    """Sum over the outline of segment length times the distance to the nearest point beyond half a spacing.
+
+    Where the outline crosses a shadow or a dropout it is placed by the nearest points' labels, somewhere
+    across the gap: its position there is known only to about the gap's half-width.
+    """
+    tree = cKDTree(uv_points)
+    total = 0.0
+    for c in contours:
+        mid = (c[1:] + c[:-1]) / 2
+        gap = tree.query(mid, workers=-1)[0]
+        total += float((np.linalg.norm(np.diff(c, axis=0), axis=1) * np.maximum(gap - spacing / 2, 0.0)).sum())
+    return total
+
+
+def _width_spread(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray,
+                  tolerance: float) -> float:
+    """Range of the widths measured across every chord within `tolerance` of the longest.
+
+    On a near-round or near-square outline several chords are almost equally long, and which one wins is
+    decided by noise; the width across it jumps with the choice, so the spread is part of its uncertainty.
+    """
+    pts = outline.lift(surface, np.vstack([outline.smooth_closed(c, window=outline.CHORD_WINDOW)
+                                           for c in contours]))
+    flat = outline.tangent_coordinates(surface, pts, centre_uv)
+    with contextlib.suppress(QhullError):
+        flat = flat[ConvexHull(flat).vertices]
+    gaps = flat[:, None, :] - flat[None, :, :]
+    dist = np.linalg.norm(gaps, axis=-1)
+    i, j = np.nonzero(np.triu(dist >= dist.max() - tolerance, k=1))
+    directions = gaps[i, j] / dist[i, j, None]
+    across = flat @ np.column_stack([-directions[:, 1], directions[:, 0]]).T  # (K, candidates)
+    widths = np.ptp(across, axis=0)
+    return float(np.ptp(widths)) if len(widths) else 0.0

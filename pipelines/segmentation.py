@@ -101,9 +101,7 @@ def score(root: Path, profile: str, network: str, module, metadata: dict, out_di
         train_params = _params(root, network, profile)
         split = photo_split(root / "data" / "photos", train_params.val_fraction, train_params.test_fraction)
         return photo_scores(module, int(metadata["size"]), split["test"] or split["val"])
-    values = dict(metadata["params"])
-    values["radii_mm"] = tuple(values["radii_mm"])
-    params = PointTrainParams(**values)
+    params = PointTrainParams.from_params(metadata["params"])  # the settings the model was trained with
     scans = held_out_scans(root, profile, _params(root, network, profile).holdout_scans, out_dir)
     return evaluate_point_segmenter(module, scans, params)
 
@@ -148,7 +146,7 @@ def register(repo: str, profile: str, network: str, model_dir: str, evaluation_d
 
     name, root = _network(network), Path(repo)
     scores = json.loads((Path(evaluation_dir) / "scores.json").read_text())["new"]
-    metrics = {k: float(v) for k, v in scores.items() if isinstance(v, int | float) and v is not None}
+    metrics = {k: float(v) for k, v in scores.items() if isinstance(v, int | float)}
     registry.use_store(root / "mlruns")
     tags = {**registry.provenance(root, root / "params.yaml"), "data_version": data_version}
     module = load_checkpoint(network, Path(model_dir) / CHECKPOINT[network])

@@ -164,7 +164,7 @@ def confidence(report: dict | None, mean_confidence: float) -> dict:
     out: dict[str, float | None] = {"segmentation": s}
     intervals = {} if report is None else report["uncertainty"]
     for name in MEASUREMENTS:
-        if name not in intervals or report is None:
+        if name not in intervals:
             out[name] = None
             continue
         low, high = intervals[name]

@@ -7,7 +7,7 @@ known. Validation logs wound IoU and tissue mIoU; AdamW with a short warm-up and
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from features.io import read_scan
+from features.params import from_section
 from features.point_chunks import Predictor, predict_scan
 from models.data.points import IGNORE, PointDataModule, tissue_targets
 from models.lit.trainer import auto_precision, check_optimiser, trainer_kwargs
@@ -170,13 +171,7 @@ class PointTrainParams:
 
     @classmethod
     def from_params(cls, section: dict) -> PointTrainParams:
-        unknown = set(section) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown key(s) in the pointnet section of params.yaml: {', '.join(sorted(unknown))}")
-        values = dict(section)
-        if "radii_mm" in values:
-            values["radii_mm"] = tuple(float(r) for r in values["radii_mm"])
-        return cls(**values)
+        return from_section(cls, section, "pointnet")
 
     @property
     def radii(self) -> tuple[float, ...]:

@@ -41,6 +41,8 @@ run: install
 	$(BIN)/dvc status data.dvc
 	$(BIN)/coherency compare data/phantoms --profile $(PROFILE)
 	$(BIN)/coherency pipeline run --profile $(PROFILE) --unless-champion
+	# serves until Ctrl-C: KServe transformer + predictor, MLflow UI, monitoring dashboard
+	$(BIN)/coherency up --profile $(PROFILE)
 
 test: install
 	$(BIN)/ruff check .
@@ -50,6 +52,7 @@ bench: install
 	# -P: a script's own folder must not shadow the project's packages (benchmarks/models.py vs models/)
 	$(BIN)/python -P benchmarks/measure.py
 	$(BIN)/python -P benchmarks/models.py
+	$(BIN)/python -P benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) .tmp .pytest_cache .ruff_cache

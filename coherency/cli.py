@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from coherency.monitor_cli import monitor_app
+
+if TYPE_CHECKING:
+    from features.phantoms import PhantomConfig
 
 app = typer.Typer(help="Coherency: 3D wound assessment.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
@@ -16,6 +22,7 @@ data_app = typer.Typer(help="Make, import and version the data under data/.", no
 app.add_typer(data_app, name="data")
 pipeline_app = typer.Typer(help="The Kubeflow training pipeline: run locally, compile, submit.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(monitor_app, name="monitor")  # coherency/monitor_cli.py: drift monitoring
 
 Profile = Annotated[str, typer.Option(help="params.yaml profile: tiny, demo or full.")]
 
@@ -135,29 +142,47 @@ def validate(
 @clean_errors
 def generate(
     profile: Profile = "demo",
-    photos: Annotated[Path | None, typer.Option(help="FUSeg folder to import first, if data/photos is absent.")]
-    = None,
+    photos: Annotated[Path | None, typer.Option(help="FUSeg folder to import when data/photos is absent; "
+                                                     "missing: synthetic stand-in photos instead.")] = None,
     force: Annotated[bool, typer.Option(help="Regenerate even if the data exists.")] = False,
 ) -> None:
     """Regenerate data/ deterministically from params.yaml (each part skipped when it already exists)."""
-    from coherency.photos import import_photos as run_import
+    from coherency.photos import phantom_textures
     from features.params import load_params
     from features.phantoms import PhantomConfig, write_phantoms
 
-    config = PhantomConfig.from_params(load_params("phantoms", profile))
-    if photos is not None and photos.is_dir() and not Path(config.photos_dir).is_dir():
-        run_import(photos, Path(config.photos_dir))
+    section = load_params("phantoms", profile)
+    config = PhantomConfig.from_params(section)
+    _generate_photos(config, int(section.get("standin_photos", 0)), photos, force)
     out = Path("data/phantoms")
     if out.is_dir() and any(out.glob("*.ply")) and not force:
         typer.echo(f"{out} exists; keeping it (use --force to regenerate)")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        typer.echo(f"wrote {len(write_phantoms(config.n, out, config.seed, config))} phantoms to {out}")
+        paths = write_phantoms(config.n, out, config.seed, phantom_textures(config))
+        typer.echo(f"wrote {len(paths)} phantoms to {out}")
     if Path("data/cohort/visits.parquet").is_file() and not force:
         typer.echo("data/cohort exists; keeping it (use --force to regenerate)")
     else:
         made = _write_cohort(profile, Path("data"))
         typer.echo(f"wrote {len(made.wounds)} wounds, {len(made.visits)} visits to data/cohort")
+
+
+def _generate_photos(config: PhantomConfig, standins: int, fuseg: Path | None, force: bool) -> None:
+    """data/photos: FUSeg when that folder exists, else synthetic stand-ins; --force redoes all but a FUSeg import."""
+    from coherency.photos import SYNTHETIC, ensure_photos, photo_source
+
+    folder = Path(config.photos_dir or "data/photos")
+    given = fuseg is not None and fuseg.is_dir()
+    if force and (given or photo_source(folder) == SYNTHETIC):
+        shutil.rmtree(folder, ignore_errors=True)
+    if ensure_photos(folder, fuseg, standins, config) != SYNTHETIC:
+        return
+    typer.echo(f"{folder}: synthetic stand-in photos rendered from phantoms, not FUSeg; the U-Net trains on them")
+    if given:
+        typer.echo(f"  {fuseg} was not imported over them: add --force (or delete data/) to use it")
+    elif fuseg is not None:
+        typer.echo(f"  {fuseg} not found")
 
 
 @app.command()
@@ -237,7 +262,8 @@ def _print_versions() -> None:
         for row in registry.versions(name):
             aliases = ",".join(row["aliases"]) or "-"
             metrics = " ".join(f"{k}={v:.4f}" for k, v in row["metrics"].items())
-            typer.echo(f"{name:<20} v{row['version']:<3} {aliases:<20} {metrics}  data {row['data_version']}")
+            photos = f"  photos {row['photo_source']}" if row.get("photo_source") else ""
+            typer.echo(f"{name:<20} v{row['version']:<3} {aliases:<20} {metrics}  data {row['data_version']}{photos}")
 
 
 TRAINABLE = ("gbm", "sequence", "prognosis", "unet", "pointnet")
@@ -311,3 +337,14 @@ def _champion_unet():
         fail(f"no {PHOTOS}@{registry.CHAMPION} registered; run 'coherency pipeline run' or pass --checkpoint")
     net, metadata = load_registered(PHOTOS, registry.CHAMPION)
     return net, int(metadata["size"])
+
+
+# `serve` (a group, so that `serve manifests` can join it) and `assess` live in coherency.serve_cli, which uses
+# fail and clean_errors above
+from coherency import serve_cli  # noqa: E402
+
+app.add_typer(serve_cli.serve_app, name="serve")
+app.command()(serve_cli.assess)
+from coherency import up_cli  # noqa: E402
+
+app.command()(up_cli.up)

@@ -99,7 +99,11 @@ def _read_ply(path: Path) -> Scan:
         raise ScanError(f"{path}: PLY file has no 'vertex' element; export the point cloud as vertices") from e
     except Exception as e:  # plyfile raises several types for malformed input
         raise ScanError(f"{path}: unreadable PLY ({_first_line(e)}); the file may be truncated") from e
-    return _scan_from_fields(path, {name: np.asarray(vertex[name]) for name in vertex.dtype.names})
+    fields = {name: np.asarray(vertex[name]) for name in vertex.dtype.names}
+    lists = [name for name in "xyz" if name in fields and fields[name].dtype == object]
+    if lists:  # a list property per vertex: plyfile gives object arrays that are not coordinates
+        raise ScanError(f"{path}: PLY vertex property {', '.join(lists)} is a list; coordinates must be scalars")
+    return _scan_from_fields(path, fields)
 
 
 def _scan_from_fields(path: Path, fields: dict[str, np.ndarray]) -> Scan:
@@ -169,8 +173,8 @@ def _read_pcd(path: Path) -> Scan:
     raw = path.read_bytes()
     header, body = _split_pcd_header(path, raw)
     names = header["FIELDS"]
-    sizes, types = [int(s) for s in header["SIZE"]], header["TYPE"]
-    counts = [int(c) for c in header.get("COUNT", ["1"] * len(names))]
+    sizes, types = _pcd_ints(path, header, "SIZE"), header["TYPE"]
+    counts = _pcd_ints(path, header, "COUNT") if "COUNT" in header else [1] * len(names)
     if not len(names) == len(sizes) == len(types) == len(counts):
         raise ScanError(f"{path}: PCD header FIELDS, SIZE, TYPE and COUNT disagree in length")
     try:
@@ -178,7 +182,7 @@ def _read_pcd(path: Path) -> Scan:
                           for n, s, t, c in zip(names, sizes, types, counts, strict=True)])
     except KeyError as e:
         raise ScanError(f"{path}: unsupported PCD field type {e.args[0]}") from e
-    n_points = int(header.get("POINTS", ["0"])[0])
+    n_points = _pcd_ints(path, header, "POINTS")[0] if "POINTS" in header else 0
     kind = header["DATA"][0].lower()
     if kind == "ascii":
         table = _pcd_ascii(path, body, dtype, n_points)
@@ -192,6 +196,14 @@ def _read_pcd(path: Path) -> Scan:
     if "rgb" in fields and "red" not in fields:
         fields.update(_unpack_pcd_rgb(table["rgb"]))
     return _scan_from_fields(path, fields)
+
+
+def _pcd_ints(path: Path, header: dict[str, list[str]], key: str) -> list[int]:
+    """A header line of non-negative integers (SIZE, COUNT, POINTS), or ScanError naming the line."""
+    values = header[key]
+    if not values or not all(v.isdigit() for v in values):
+        raise ScanError(f"{path}: PCD header {key} must be non-negative whole numbers, got {' '.join(values)!r}")
+    return [int(v) for v in values]
 
 
 def _split_pcd_header(path: Path, raw: bytes) -> tuple[dict[str, list[str]], bytes]:
@@ -305,20 +317,26 @@ def write_json(path: str | Path, payload: dict) -> None:
 
 def read_camera(path: str | Path) -> Camera:
     """Read and validate a camera JSON file."""
-    data = _read_json_object(path, "camera")
-    missing = [k for k in ("width", "height", "fx", "fy", "cx", "cy", "world_to_camera") if k not in data]
+    return camera_from_dict(_read_json_object(path, "camera"), str(path))
+
+
+def camera_from_dict(payload: dict, where: str = "camera") -> Camera:
+    """A validated Camera from its JSON object (the layout read_camera reads); `where` names it in errors."""
+    if not isinstance(payload, dict):
+        raise ScanError(f"{where}: camera JSON must be an object")
+    missing = [k for k in ("width", "height", "fx", "fy", "cx", "cy", "world_to_camera") if k not in payload]
     if missing:
-        raise ScanError(f"{path}: camera JSON lacks {', '.join(missing)}")
+        raise ScanError(f"{where}: camera JSON lacks {', '.join(missing)}")
     try:
-        matrix = np.asarray(data["world_to_camera"], dtype=np.float64)
-        numbers = [float(data[k]) for k in ("fx", "fy", "cx", "cy")]
-        width, height = int(data["width"]), int(data["height"])
-    except (TypeError, ValueError) as e:
-        raise ScanError(f"{path}: camera values must be numbers and world_to_camera a 4x4 matrix") from e
+        matrix = np.asarray(payload["world_to_camera"], dtype=np.float64)
+        numbers = [float(payload[k]) for k in ("fx", "fy", "cx", "cy")]
+        width, height = int(payload["width"]), int(payload["height"])
+    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: int(inf), which JSON can carry
+        raise ScanError(f"{where}: camera values must be numbers and world_to_camera a 4x4 matrix") from e
     if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)) or not np.all(np.isfinite(numbers)):
-        raise ScanError(f"{path}: world_to_camera must be a finite 4x4 matrix in metres")
+        raise ScanError(f"{where}: world_to_camera must be a finite 4x4 matrix in metres")
     if width <= 0 or height <= 0 or numbers[0] <= 0 or numbers[1] <= 0:
-        raise ScanError(f"{path}: width, height, fx and fy must be positive")
+        raise ScanError(f"{where}: width, height, fx and fy must be positive")
     return Camera(width, height, *numbers, world_to_camera=matrix)
 
 

@@ -19,9 +19,17 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 DEFAULT_STORE = Path("mlruns")
 
 
+# mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which subprocesses (kfp steps, servers) inherit. The
+# store use_store chose is named in this variable too, so that it is never mistaken for a URI the user set.
+CHOSEN_STORE_ENV = "COHERENCY_CHOSEN_TRACKING_URI"
+
+
 def tracking_uri(store: Path = DEFAULT_STORE) -> str:
-    """MLFLOW_TRACKING_URI when set (a server), else a SQLite database under `store`."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(store / 'mlflow.db').resolve()}"
+    """MLFLOW_TRACKING_URI when the user set it (a server), else a SQLite database under `store`."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    if configured and configured != os.environ.get(CHOSEN_STORE_ENV):
+        return configured
+    return f"sqlite:///{(store / 'mlflow.db').resolve()}"
 
 
 def use_store(store: Path = DEFAULT_STORE) -> str:
@@ -30,6 +38,8 @@ def use_store(store: Path = DEFAULT_STORE) -> str:
 
     store.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri(store)
+    if uri != os.environ.get("MLFLOW_TRACKING_URI"):  # not the user's: mark it as ours
+        os.environ[CHOSEN_STORE_ENV] = uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
@@ -120,5 +130,6 @@ def versions(name: str) -> list[dict]:
         v = client.get_model_version(name, found.version)  # search results leave the aliases out
         rows.append({"version": str(v.version), "aliases": list(v.aliases), "run_id": v.run_id,
                      "metrics": {k[7:]: float(x) for k, x in v.tags.items() if k.startswith("metric.")},
-                     "data_version": v.tags.get("data_version"), "git_commit": v.tags.get("git_commit")})
+                     "data_version": v.tags.get("data_version"), "git_commit": v.tags.get("git_commit"),
+                     "photo_source": v.tags.get("photo_source")})  # photo models: fuseg or synthetic
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)

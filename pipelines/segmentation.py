@@ -51,7 +51,8 @@ def train(repo: str, profile: str, network: str, out_dir: str) -> Path:
     if network == "unet":
         photos = root / "data" / "photos"
         if not (photos / "images").is_dir():
-            raise MissingData(f"{photos} has no images/; import FUSeg with 'coherency data import-photos DIR'")
+            raise MissingData(f"{photos} has no images/; import FUSeg with 'coherency data import-photos DIR' "
+                              "or make stand-ins with 'coherency data generate' (phantoms.standin_photos > 0)")
         checkpoint = train_photo_segmenter(photos, Path(out_dir), params, enable_progress_bar=False)
     else:
         checkpoint = train_point_segmenter(root / "data" / "phantoms", out_dir, params, enable_progress_bar=False)
@@ -71,19 +72,25 @@ def load_checkpoint(network: str, checkpoint: Path):
     return PointSegmenter.load_from_checkpoint(checkpoint, map_location="cpu").eval()
 
 
-def model_metadata(network: str, params) -> dict:
-    """What inference needs beside the weights: the photo size, or the point features' settings."""
+def model_metadata(network: str, params, root: Path = Path(".")) -> dict:
+    """What inference needs beside the weights (photo size, or point-feature settings); the U-Net's photo source.
+
+    photo_source: fuseg, or synthetic (stand-ins rendered from phantoms: its scores say nothing about real photos).
+    """
+    from coherency.photos import photo_source
+
     if network == "unet":
-        return {"network": network, "size": params.size}
+        return {"network": network, "size": params.size, "photo_source": photo_source(root / "data" / "photos")}
     return {"network": network, "params": asdict(params)}
 
 
 def held_out_scans(root: Path, profile: str, n: int, out_dir: Path) -> list[Path]:
     """Phantoms from a seed the training data never used (the profile's mix of shapes, sensors and textures)."""
+    from coherency.photos import phantom_textures
     from features.params import load_params
     from features.phantoms import PhantomConfig, write_phantoms
 
-    config = PhantomConfig.from_params(load_params("phantoms", profile, root / "params.yaml"))
+    config = phantom_textures(PhantomConfig.from_params(load_params("phantoms", profile, root / "params.yaml")), root)
     folder = out_dir / "held-out-phantoms"
     if not any(folder.glob("*.ply")):  # new model and champion are scored on the same scans
         folder.mkdir(parents=True, exist_ok=True)
@@ -113,7 +120,8 @@ def evaluate(repo: str, profile: str, network: str, model_dir: str, out_dir: str
     name, root, out = _network(network), Path(repo), Path(out_dir)
     params = _params(root, network, profile)
     checkpoint = Path(model_dir) / CHECKPOINT[network]
-    new = score(root, profile, network, load_checkpoint(network, checkpoint), model_metadata(network, params), out)
+    metadata = model_metadata(network, params, root)
+    new = score(root, profile, network, load_checkpoint(network, checkpoint), metadata, out)
     registry.use_store(root / "mlruns")
     champion = None
     if registry.alias_version(name, registry.CHAMPION) is not None:
@@ -148,16 +156,18 @@ def register(repo: str, profile: str, network: str, model_dir: str, evaluation_d
     scores = json.loads((Path(evaluation_dir) / "scores.json").read_text())["new"]
     metrics = {k: float(v) for k, v in scores.items() if isinstance(v, int | float)}
     registry.use_store(root / "mlruns")
-    tags = {**registry.provenance(root, root / "params.yaml"), "data_version": data_version}
+    metadata = model_metadata(network, _params(root, network, profile), root)
+    sources = {"photo_source": metadata["photo_source"]} if "photo_source" in metadata else {}
+    tags = {**registry.provenance(root, root / "params.yaml"), "data_version": data_version, **sources}
     module = load_checkpoint(network, Path(model_dir) / CHECKPOINT[network])
     with mlflow.start_run(experiment_id=registry.experiment_id(network, root / "mlruns")):
         mlflow.log_metrics(metrics)
+        mlflow.log_params(sources)
         mlflow.set_tags(tags)
         # pickle (the module with its class from the installed project), not MLflow 3's default pt2 export,
         # which traces forward() on an example input at one fixed point count
         info = mlflow.pytorch.log_model(module, name=network, serialization_format="pickle",
-                                        pip_requirements=REQUIREMENTS,
-                                        metadata=model_metadata(network, _params(root, network, profile)))
+                                        pip_requirements=REQUIREMENTS, metadata=metadata)
     return registry.register(info.model_uri, name, {GATE_METRIC[name]: metrics[GATE_METRIC[name]]}, tags)
 
 

@@ -13,8 +13,12 @@ PARTS_WITHOUT_PHOTOS = ("scans", "cohort", "features")
 
 
 def ingest(repo: str, profile: str, photos: str = "") -> dict:
-    """Make data/ from params.yaml where it is missing, then version it with DVC; returns the data version."""
-    from coherency.photos import import_photos
+    """Make data/ from params.yaml where it is missing, then version it with DVC; returns the data version.
+
+    data/photos: the FUSeg folder `photos` when it exists, else synthetic stand-ins (coherency.photos); the
+    summary's `photos` names the source (fuseg, synthetic, or none when phantoms.standin_photos is 0).
+    """
+    from coherency.photos import ensure_photos, phantom_textures
     from features.cohort import CohortConfig, generate_cohort
     from features.params import load_params
     from features.phantoms import PhantomConfig, write_phantoms
@@ -22,16 +26,17 @@ def ingest(repo: str, profile: str, photos: str = "") -> dict:
     root = Path(repo)
     data = root / "data"
     params = root / "params.yaml"
-    config = PhantomConfig.from_params(load_params("phantoms", profile, params))
-    if photos and Path(photos).is_dir() and not (data / "photos").is_dir():
-        import_photos(Path(photos), data / "photos")
+    section = load_params("phantoms", profile, params)
+    config = PhantomConfig.from_params(section)
+    source = ensure_photos(root / (config.photos_dir or "data/photos"), Path(photos) if photos else None,
+                           int(section.get("standin_photos", 0)), config)
     if not any((data / "phantoms").glob("*.ply")):
         (data / "phantoms").mkdir(parents=True, exist_ok=True)
-        write_phantoms(config.n, data / "phantoms", config.seed, config)
+        write_phantoms(config.n, data / "phantoms", config.seed, phantom_textures(config, root))
     if not (data / "cohort" / "visits.parquet").is_file():
         generate_cohort(CohortConfig.from_params(load_params("cohort", profile, params)), data / "cohort",
                         data / "features" / "tables")
-    return {"data_version": dvc_version(root), "photos": (data / "photos").is_dir()}
+    return {"data_version": dvc_version(root), "photos": source or "none"}
 
 
 def dvc_version(root: Path) -> str:

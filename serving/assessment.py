@@ -8,20 +8,19 @@ without its camera, probabilities of the wrong shape) are ValueErrors.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from features.io import DEFAULT_MAX_POINTS, Camera, Scan, ScanError, read_scan
+from features.io import Camera, Scan
 from features.measure import MeasureError, MeasureSettings, measure
-from features.point_chunks import predict_scan
+from features.point_chunks import Predictor, predict_scan
+from features.stopwatch import Stopwatch
 from models.fusion_segmentation import SegmentationFusion, fuse_segmentation, labelled_scan
 from serving.ensemble import Ensemble
+from serving.payload import read_scan_bytes  # re-exported: it moved to the torch-free decoder
 from serving.plausibility import (
     NOT_MEASURABLE,
     PlausibilityRules,
@@ -35,7 +34,6 @@ __all__ = ["PlausibilityRules", "PointProbabilities", "assess", "predict_point_p
 
 MEASUREMENTS = ("area_cm2", "volume_cm3", "max_depth_mm", "mean_depth_mm", "perimeter_cm", "length_cm", "width_cm",
                 "surface_area_cm2")
-SCAN_SUFFIXES = (".ply", ".pcd")
 CANDIDATE_PROBABILITY = 0.1  # points any model finds this wound-like are where the segmentation can be wrong
 HALF_CONFIDENCE_WIDTH = 0.25  # a 95% interval of +-25% of the value halves a measurement's confidence
 History = Mapping[str, Any] | pd.DataFrame  # the prognosis features of one wound (see _prognosis)
@@ -50,61 +48,57 @@ class PointProbabilities(NamedTuple):
     tissue: np.ndarray | None
 
 
-def read_scan_bytes(data: bytes, suffix: str, max_points: int = DEFAULT_MAX_POINTS) -> Scan:
-    """A PLY or PCD scan from its bytes (an upload), validated as features.io.read_scan validates files."""
-    suffix = suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}"
-    if suffix not in SCAN_SUFFIXES:
-        raise ScanError(f"unsupported scan type {suffix!r}; send a {' or '.join(SCAN_SUFFIXES)} file")
-    handle, name = tempfile.mkstemp(suffix=suffix)
-    try:
-        with os.fdopen(handle, "wb") as fh:
-            fh.write(data)
-        return read_scan(name, max_points)
-    except ScanError as e:  # the temporary path means nothing to the sender
-        raise ScanError(str(e).replace(name, f"the uploaded {suffix[1:].upper()} scan")) from e
-    finally:
-        Path(name).unlink(missing_ok=True)
+def predict_point_probabilities(ensemble: Ensemble, scan: Scan, predict: Predictor | None = None) -> PointProbabilities:
+    """PointNet++'s wound and tissue probabilities for every point, with the settings it was trained with.
 
-
-def predict_point_probabilities(ensemble: Ensemble, scan: Scan) -> PointProbabilities:
-    """PointNet++'s wound and tissue probabilities for every point, with the settings it was trained with."""
+    predict: what runs the network on a batch of chunks (default: the ensemble's PointNet++ directly; the
+    predictor passes its micro-batcher, which joins concurrent scans' chunks into one forward pass).
+    """
     from models.lit.points import numpy_predictor
 
     params = ensemble.point_params
-    wound, tissue = predict_scan(scan, numpy_predictor(ensemble.points, params.precision), params.voxel_mm * 1e-3,
-                                 params.radii, params.n_points, params.batch_size)
+    predict = predict or numpy_predictor(ensemble.points, params.precision)
+    wound, tissue = predict_scan(scan, predict, params.voxel_mm * 1e-3, params.radii, params.n_points,
+                                 params.batch_size)
     return PointProbabilities(wound[:, 1], tissue)
 
 
 def assess(ensemble: Ensemble, scan: Scan, photo: np.ndarray | None = None, camera: Camera | None = None,
            history: History | None = None, *,
            point_probabilities: PointProbabilities | None = None, rules: PlausibilityRules | None = None,
-           settings: MeasureSettings | None = None) -> dict:
+           settings: MeasureSettings | None = None, clock: Stopwatch | None = None) -> dict:
     """Segment, measure and check one scan; prognose when `history` is given and the ensemble has the model.
 
     photo: (H, W, 3) uint8 with its `camera` (used when the ensemble has a U-Net); history: the prognosis
     features of this wound (see `_prognosis`); point_probabilities: precomputed point-network output (evaluation
-    gives the true labels here) instead of running PointNet++.
+    gives the true labels here) instead of running PointNet++; clock: collects each stage's wall time (photo,
+    points, fusion, measure, prognosis) for the server's metrics.
     """
-    rules = rules or PlausibilityRules()
-    photo_map = _photo_probability_map(ensemble, photo, camera)
+    rules, clock = rules or PlausibilityRules(), clock or Stopwatch()
+    with clock.stage("photo"):
+        photo_map = _photo_probability_map(ensemble, photo, camera)
     if point_probabilities is None:
-        point_probabilities = predict_point_probabilities(ensemble, scan)
+        with clock.stage("points"):
+            point_probabilities = predict_point_probabilities(ensemble, scan)
     wound_prob, tissue_prob = point_probabilities
-    fused = fuse_segmentation(scan, wound_prob, tissue_prob, photo_map,
-                              None if photo_map is None else camera, ensemble.fusion)
+    with clock.stage("fusion"):
+        fused = fuse_segmentation(scan, wound_prob, tissue_prob, photo_map,
+                                  None if photo_map is None else camera, ensemble.fusion)
     wound = fused.label == 1
     flags = wound_point_flags(int(wound.sum()), rules)
     report = None
     if wound.any():
         flags += edge_flags(scan.points, wound, rules)
         try:
-            report = measure(labelled_scan(scan, fused), settings)
+            with clock.stage("measure"):
+                report = measure(labelled_scan(scan, fused), settings)
         except MeasureError as e:
             flags.append(flag(NOT_MEASURABLE, f"the wound could not be measured: {e}"))
     if report is not None:
         flags += measurement_flags(report, rules)
     segmentation = _segmentation_summary(fused, photo_map is not None)
+    with clock.stage("prognosis"):
+        prognosis = _prognosis(ensemble, history, report)
     result = {
         **{name: None if report is None else report[name] for name in MEASUREMENTS},
         "uncertainty": None if report is None else report["uncertainty"],
@@ -113,7 +107,7 @@ def assess(ensemble: Ensemble, scan: Scan, photo: np.ndarray | None = None, came
         "confidence": confidence(report, segmentation["mean_confidence"]),
         "flags": flags,
         "quality": None if report is None else report["quality"],
-        "prognosis": _prognosis(ensemble, history, report),
+        "prognosis": prognosis,
         "models": dict(ensemble.versions),
         "data_version": ensemble.data_version,
     }

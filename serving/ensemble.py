@@ -2,11 +2,14 @@
 
 `Ensemble.from_registry` loads `models:/NAME@champion` for each registered name (pipelines.segmentation,
 pipelines.modelling) and records which version it got and the data version the point model was trained on,
-so that every assessment can say which models made it.
+so that every assessment can say which models made it. On a cluster the same artifacts arrive in a folder
+(`from_directory`, see serving.manifests); `load_ensemble` picks whichever the environment describes.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,18 +94,56 @@ class Ensemble:
                                 "register the models")
         if found[POINTS] is None:
             raise ModelNotReady(f"no {POINTS}@{alias}: the assessment cannot run without the point network")
-        points, point_params = _load_points(alias, found[POINTS])
-        unet, unet_size = _load_photos(alias) if found[PHOTOS] else (None, None)
-        prognosis = _load_prognosis(alias) if found[PROGNOSIS] else None
+        uris = {name: f"models:/{name}@{alias}" for name, version in found.items() if version is not None}
+        return cls.from_uris(uris, {name: v for name, v in found.items() if v is not None},
+                             _data_version(POINTS, found[POINTS]), fusion)
+
+    @classmethod
+    def from_directory(cls, root: Path, versions: dict[str, str] | None = None, data_version: str = UNKNOWN,
+                       fusion: FusionConfig | None = None) -> Ensemble:
+        """Load the models from root/NAME folders (MLflow model artifacts, as KServe's storage initializer
+        copies them; see serving.manifests); root/coherency-points is required, the others optional."""
+        uris = {name: str(root / name) for name in MODEL_NAMES if (root / name / "MLmodel").is_file()}
+        if POINTS not in uris:
+            raise ModelNotReady(f"no MLflow model in {root / POINTS}: the assessment cannot run without the "
+                                "point network")
+        versions = versions or {}
+        return cls.from_uris(uris, {name: versions.get(name, UNKNOWN) for name in uris}, data_version, fusion)
+
+    @classmethod
+    def from_uris(cls, uris: dict[str, str], versions: dict[str, str], data_version: str = UNKNOWN,
+                  fusion: FusionConfig | None = None) -> Ensemble:
+        """Load each model from its MLflow URI (models:/..., runs:/..., a local folder); points is required."""
+        points, point_params = _load_points(uris[POINTS], versions.get(POINTS, UNKNOWN))
+        unet, unet_size = _load_photos(uris[PHOTOS]) if PHOTOS in uris else (None, None)
+        prognosis = _load_prognosis(uris[PROGNOSIS]) if PROGNOSIS in uris else None
         return cls(points, point_params, unet, unet_size, prognosis, fusion or FusionConfig(),
-                   versions={name: v for name, v in found.items() if v is not None},
-                   data_version=_data_version(POINTS, found[POINTS]))
+                   versions=dict(versions), data_version=data_version)
 
 
-def _load_points(alias: str, version: str) -> tuple[PointSegmenter, PointTrainParams]:
-    from pipelines.segmentation import load_registered
+def load_ensemble(store: Path = Path("mlruns"), alias: str = "champion", root: Path | None = None) -> Ensemble:
+    """The ensemble a server process serves: from `root` (default COHERENCY_MODEL_ROOT) when given, the storage
+    mount of a cluster pod, with COHERENCY_MODEL_VERSIONS (JSON) and COHERENCY_DATA_VERSION from the manifest;
+    else the champions in the registry at `store`."""
+    root = root or (Path(os.environ["COHERENCY_MODEL_ROOT"]) if os.environ.get("COHERENCY_MODEL_ROOT") else None)
+    if root is None:
+        return Ensemble.from_registry(store, alias)
+    try:
+        versions = json.loads(os.environ.get("COHERENCY_MODEL_VERSIONS") or "{}")
+    except json.JSONDecodeError as e:
+        raise ModelNotReady(f"COHERENCY_MODEL_VERSIONS is not JSON ({e}); the manifest sets it") from e
+    return Ensemble.from_directory(root, versions, os.environ.get("COHERENCY_DATA_VERSION", UNKNOWN))
 
-    module, metadata = load_registered(POINTS, alias)
+
+def _load_torch(uri: str) -> tuple[Any, dict | None]:
+    """A logged segmentation network (eval mode, on the CPU) and the metadata it was logged with."""
+    import mlflow
+
+    return mlflow.pytorch.load_model(uri, map_location="cpu").eval(), mlflow.models.get_model_info(uri).metadata
+
+
+def _load_points(uri: str, version: str) -> tuple[PointSegmenter, PointTrainParams]:
+    module, metadata = _load_torch(uri)
     try:
         params = PointTrainParams.from_params(dict((metadata or {})["params"]))
     except (KeyError, TypeError, ValueError) as e:
@@ -111,19 +152,17 @@ def _load_points(alias: str, version: str) -> tuple[PointSegmenter, PointTrainPa
     return module, params
 
 
-def _load_photos(alias: str) -> tuple[UNet, int]:
-    from pipelines.segmentation import load_registered
-
-    module, metadata = load_registered(PHOTOS, alias)
+def _load_photos(uri: str) -> tuple[UNet, int]:
+    module, metadata = _load_torch(uri)
     if not metadata or "size" not in metadata:
-        raise ModelNotReady(f"{PHOTOS}@{alias} has no input 'size' in its metadata; register it again")
+        raise ModelNotReady(f"{PHOTOS} at {uri} has no input 'size' in its metadata; register it again")
     return module, int(metadata["size"])
 
 
-def _load_prognosis(alias: str) -> Any:
+def _load_prognosis(uri: str) -> Any:
     import mlflow
 
-    return mlflow.pyfunc.load_model(f"models:/{PROGNOSIS}@{alias}")
+    return mlflow.pyfunc.load_model(uri)
 
 
 def _data_version(name: str, version: str) -> str:

@@ -43,11 +43,12 @@ class PhantomConfig:
     distance_mm: tuple[float, float] = (200.0, 350.0)
     sensors: tuple[str, ...] = tuple(SENSORS)
     shapes: tuple[str, ...] = SHAPES
+    skin_tones: tuple[int, ...] = tuple(tex.SKIN_TONES)  # procedural skin only; a subset shifts the population
 
     def __post_init__(self) -> None:
         if self.texture not in TEXTURES:
             raise ValueError(f"phantoms.texture must be one of {', '.join(TEXTURES)}, not {self.texture!r}")
-        for name, known in (("sensors", SENSORS), ("shapes", SHAPES)):
+        for name, known in (("sensors", SENSORS), ("shapes", SHAPES), ("skin_tones", tex.SKIN_TONES)):
             chosen = getattr(self, name)
             bad = [x for x in chosen if x not in known] or ([] if chosen else ["(none)"])
             if bad:
@@ -61,7 +62,7 @@ class PhantomConfig:
     def from_params(cls, section: dict) -> PhantomConfig:
         """Build from the params.yaml `phantoms` section (its `profiles` block is ignored here)."""
         known = {f: section[f] for f in cls.__dataclass_fields__ if f in section}
-        for key in ("depth_mm", "noise_mm", "distance_mm", "sensors", "shapes"):
+        for key in ("depth_mm", "noise_mm", "distance_mm", "sensors", "shapes", "skin_tones"):
             if key in known:
                 known[key] = tuple(float(x) for x in known[key]) if key.endswith("mm") else tuple(known[key])
         if known.get("photos_dir") is not None:
@@ -79,6 +80,7 @@ class Phantom:
     camera: Camera
     meta: dict
     truth: dict = field(default_factory=dict)
+    photo_mask: np.ndarray | None = None  # (512, 512) bool: the wound's pixels in `photo`
 
 
 def plan(index: int, config: PhantomConfig) -> dict[str, str]:
@@ -103,7 +105,7 @@ def make_phantom(index: int, config: PhantomConfig | None = None, seed: int | No
     sigma0 = rng.uniform(*config.noise_mm) * 1e-3
     samples = scene_samples(scene, drawn.view, spec)
     scan = capture_scene(rng, scene, samples, drawn.view, spec, sigma0)
-    image = photo.image if photo is not None else render_photo(rng, scene, samples)
+    image, mask = (photo.image, photo.mask >= 0.5) if photo is not None else render_photo(rng, scene, samples)
     pose = random_pose(rng)
     scan.points = scan.points @ pose[:3, :3].T + pose[:3, 3]
     truth = wound_truth(scene.surface, scene.grid, scene.field, drawn.depth, scene.tissue)
@@ -112,7 +114,7 @@ def make_phantom(index: int, config: PhantomConfig | None = None, seed: int | No
     meta = {"patient_id": f"P{index:04d}", "wound_id": f"W{index:04d}", "captured_at": CAPTURED_AT,
             "body_site": BODY_SITES[choice["shape"]], "device": spec.device}
     return Phantom(f"phantom_{index:04d}", scan, image, posed_camera(scene.photo_camera, pose), meta,
-                   _rounded(truth))
+                   _rounded(truth), mask)
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def _draw_scene(rng: np.random.Generator, choice: dict, config: PhantomConfig, p
     depth_max = min(rng.uniform(*config.depth_mm) * 1e-3, MAX_DEPTH_RATIO * radius)
     depth, profile_info = depth_profile(choice["profile"], dist, depth_max, grid, rng)
     tissue = None if photo else tex.tissue_map(rng, grid, inside, dist)
-    skin = tex.draw_skin(rng)
+    skin = tex.draw_skin(rng, config.skin_tones)
     wound_rgb = None if tissue is None else tex.wound_colours(rng, grid, tissue)
     scene = RenderedScene(surface, grid, opening, bed_points(surface, grid, depth)[1], skin, photo, photo_cam,
                           wound_rgb, tissue, tex.draw_background(rng))

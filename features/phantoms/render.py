@@ -98,17 +98,22 @@ def sample_colours(scene: RenderedScene, samples: Samples,
     return rgb, wound, np.where(wound, scene.tissue[row, col], 0).astype(np.uint8)
 
 
-def render_photo(rng: np.random.Generator, scene: RenderedScene, samples: Samples) -> np.ndarray:
-    """A procedural photo through the photo camera: splatted colours, small gaps closed, background behind."""
+def render_photo(rng: np.random.Generator, scene: RenderedScene,
+                 samples: Samples) -> tuple[np.ndarray, np.ndarray]:
+    """A procedural photo through the photo camera, (H, W, 3) uint8, and its wound pixels, (H, W) bool.
+
+    Splatted colours, small gaps closed, background behind; the mask marks the pixels showing a wound sample.
+    """
     cam = scene.photo_camera
     index = zbuffer(cam, samples.pos, samples.normal)[0].reshape(cam.height, cam.width)
     gap, (rows, cols) = ndimage.distance_transform_edt(index < 0, return_indices=True)
     index = np.where(gap <= 2.0, index[rows, cols], BACKGROUND).ravel()
     hit = index >= 0
     rgb = np.tile(scene.background, (index.size, 1))
-    rgb[hit] = sample_colours(scene, samples, index[hit])[0]
+    wound = np.zeros(index.size, bool)
+    rgb[hit], wound[hit] = sample_colours(scene, samples, index[hit])[:2]
     cos = np.ones(index.size)
     towards = samples.pos[index[hit]] - camera_centre(cam)
     towards /= np.linalg.norm(towards, axis=1, keepdims=True)
     cos[hit] = np.abs(np.einsum("ij,ij->i", samples.normal[index[hit]], towards))
-    return shade(rgb, cos, rng).reshape(cam.height, cam.width, 3)
+    return shade(rgb, cos, rng).reshape(cam.height, cam.width, 3), wound.reshape(cam.height, cam.width)

@@ -40,9 +40,9 @@ class SkinTexture:
         return rgb + np.stack([red, -0.4 * red, -0.4 * red], axis=1)
 
 
-def draw_skin(rng: np.random.Generator) -> SkinTexture:
-    """A random skin tone from light to dark with its variation."""
-    tone = int(rng.integers(1, 7))
+def draw_skin(rng: np.random.Generator, tones: tuple[int, ...] = tuple(SKIN_TONES)) -> SkinTexture:
+    """A random skin tone among `tones` (all: light to dark) with its variation."""
+    tone = tones[int(rng.integers(len(tones)))]  # for all six tones the same draw as integers(1, 7)
     base = np.array(SKIN_TONES[tone], float) * rng.uniform(0.94, 1.06, size=3)
     blotch, redness = random_waves(rng, 6, 1.0, (0.005, 0.04)), random_waves(rng, 4, 1.0, (0.01, 0.05))
     return SkinTexture(tone, base, blotch, redness)

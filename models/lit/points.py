@@ -6,6 +6,7 @@ known. Validation logs wound IoU and tissue mIoU; AdamW with a short warm-up and
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -199,8 +200,15 @@ def train_point_segmenter(data_dir: str | Path, out_dir: str | Path, params: Poi
     return Path(best.best_model_path) if best.best_model_path else Path(out_dir) / "pointnet-best.ckpt"
 
 
+SLICES = ("sensor", "shape", "texture")  # phantom generator settings the wound IoU is also reported by
+
+
 def evaluate_point_segmenter(model: PointSegmenter, scan_paths: list[Path], params: PointTrainParams) -> dict:
-    """Wound IoU and tissue mIoU over every point of whole scans (pooled), and per scan."""
+    """Wound IoU and tissue mIoU over every point of whole scans (pooled), per scan and per slice.
+
+    Slices (`wound_iou.sensor.lidar`, `wound_iou.shape.heel`, ...) pool the scans that share a generator
+    setting, read from each phantom's NAME.truth.json; scans without one are in no slice.
+    """
     predict = numpy_predictor(model, params.precision)
     totals = {"wound": np.zeros((2, 2), np.int64), "tissue": np.zeros((5, 5), np.int64)}
     per_scan = []
@@ -216,12 +224,38 @@ def evaluate_point_segmenter(model: PointSegmenter, scan_paths: list[Path], para
         # a scan without known wound tissue (photo texture) has no tissue score of its own
         known = bool((truth["tissue"] > 0).any())
         per_scan.append({"scan": path.stem, "wound_iou": _score(iou_per_class(counts["wound"])[1]),
-                         "tissue_miou": _score(tissue_miou(counts["tissue"])) if known else None})
+                         "tissue_miou": _score(tissue_miou(counts["tissue"])) if known else None,
+                         "wound_counts": counts["wound"].tolist(), "slice": scan_slices(path)})
     tissue_iou = zip(("granulation", "slough", "necrotic", "epithelialising"), iou_per_class(totals["tissue"])[1:],
                      strict=True)
     return {"wound_iou": _score(iou_per_class(totals["wound"])[1]),
             "tissue_miou": _score(tissue_miou(totals["tissue"])),
+            **slice_ious(per_scan),
             "tissue_iou": {name: _score(v) for name, v in tissue_iou}, "scans": per_scan, "params": asdict(params)}
+
+
+def scan_slices(path: Path) -> dict[str, str]:
+    """The phantom's sensor, shape and texture from NAME.truth.json beside the scan; {} without one.
+
+    The generator's names, not NAME.meta.json's free-text device and body site (flat and limb are both
+    "lower leg" there).
+    """
+    truth = path.with_suffix(".truth.json")
+    if not truth.is_file():
+        return {}
+    generator = json.loads(truth.read_text()).get("generator", {})
+    return {key: str(generator[key]) for key in SLICES if key in generator}
+
+
+def slice_ious(per_scan: list[dict]) -> dict[str, float]:
+    """Pooled wound IoU of each slice value, as flat metric names: {"wound_iou.sensor.lidar": 0.93, ...}."""
+    pooled: dict[str, np.ndarray] = {}
+    for row in per_scan:
+        for key, value in row["slice"].items():
+            name = f"wound_iou.{key}.{value}"
+            pooled[name] = pooled.get(name, np.zeros((2, 2), np.int64)) + np.asarray(row["wound_counts"])
+    scores = {name: _score(iou_per_class(counts)[1]) for name, counts in sorted(pooled.items())}
+    return {name: value for name, value in scores.items() if value is not None}
 
 
 def _score(value: float) -> float | None:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from features.io import Scan, ScanError, read_camera, read_scan, write_camera, write_pcd, write_ply
+from features.io import Scan, ScanError, camera_from_dict, read_camera, read_scan, write_camera, write_pcd, write_ply
 
 
 @pytest.mark.parametrize("binary", [True, False])
@@ -104,3 +104,41 @@ def test_bad_camera_files(tmp_path, payload):
     path.write_text(payload)
     with pytest.raises(ScanError):
         read_camera(path)
+
+
+def _camera_fields() -> dict:
+    return {"width": 64, "height": 48, "fx": 50.0, "fy": 50.0, "cx": 32.0, "cy": 24.0,
+            "world_to_camera": np.eye(4).tolist()}
+
+
+def test_camera_from_dict_is_read_camera_without_the_file(tmp_path):
+    from features.io import Camera
+
+    cam = Camera(64, 48, 50.0, 50.0, 32.0, 24.0, np.eye(4))
+    write_camera(tmp_path / "c.json", cam)
+    from_file, from_dict = read_camera(tmp_path / "c.json"), camera_from_dict(json.loads(json.dumps(cam.to_dict())))
+    assert from_dict.to_dict() == from_file.to_dict()
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    ([1, 2], "must be an object"),
+    ({"width": 10}, "lacks height"),
+    ({**_camera_fields(), "width": float("inf")}, "must be numbers"),  # JSON's Infinity: int() overflows
+    ({**_camera_fields(), "world_to_camera": [[1, 0], [0, 1]]}, "finite 4x4"),
+    ({**_camera_fields(), "fx": -1}, "positive"),
+])
+def test_camera_from_dict_names_what_is_wrong(payload, message):
+    with pytest.raises(ScanError, match=f"^upload: .*{message}"):
+        camera_from_dict(payload, "upload")
+
+
+@pytest.mark.parametrize(("line", "value"), [("POINTS", "1.5"), ("POINTS", ""), ("POINTS", "-1"), ("SIZE", "4 x 4"),
+                                             ("COUNT", "1 one 1")])
+def test_pcd_header_numbers_must_be_whole(tmp_path, line, value):
+    # found by the payload fuzz test: these used to escape as ValueError / IndexError
+    header = {"SIZE": "4 4 4", "COUNT": "1 1 1", "POINTS": "1", line: value}
+    path = tmp_path / "h.pcd"
+    path.write_text(f"FIELDS x y z\nSIZE {header['SIZE']}\nTYPE F F F\nCOUNT {header['COUNT']}\nWIDTH 1\nHEIGHT 1\n"
+                    f"POINTS {header['POINTS']}\nDATA ascii\n0 0 0\n")
+    with pytest.raises(ScanError, match=f"PCD header {line}"):
+        read_scan(path)

@@ -3,6 +3,7 @@ fast_dev_run of its LightningModule on tiny phantoms."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from models.lit.points import (
     confusion,
     evaluate_point_segmenter,
     iou_per_class,
+    scan_slices,
+    slice_ious,
     tissue_miou,
 )
 from models.lit.trainer import trainer_kwargs
@@ -173,6 +176,24 @@ def test_confusion_and_iou() -> None:
     tissue = np.zeros((5, 5), int)
     tissue[1, 1], tissue[2, 1] = 3, 1  # class 2 present, never predicted; 3 and 4 absent
     assert tissue_miou(tissue) == pytest.approx((3 / 4 + 0.0) / 2)
+
+
+def test_wound_iou_per_slice_pools_the_scans_of_each_setting() -> None:
+    # wound confusion counts, rows = truth, columns = prediction: [[tn, fp], [fn, tp]]
+    rows = [{"wound_counts": [[90, 5], [5, 10]], "slice": {"sensor": "lidar", "shape": "flat"}},
+            {"wound_counts": [[80, 0], [10, 30]], "slice": {"sensor": "lidar", "shape": "heel"}},
+            {"wound_counts": [[50, 0], [0, 0]], "slice": {"sensor": "structured_light", "shape": "heel"}},
+            {"wound_counts": [[1, 0], [0, 1]], "slice": {}}]  # a scan without truth.json is in no slice
+    assert slice_ious(rows) == pytest.approx({
+        "wound_iou.sensor.lidar": 40 / (40 + 5 + 15), "wound_iou.shape.flat": 10 / 20, "wound_iou.shape.heel": 30 / 40,
+    })  # structured light has neither wound nor false alarm here: undefined, left out
+
+
+def test_scan_slices_come_from_the_phantom_truth(tmp_path: Path) -> None:
+    generator = {"sensor": "lidar", "shape": "heel", "texture": "photo", "skin_tone": 3}
+    (tmp_path / "a.truth.json").write_text(json.dumps({"area_cm2": 1.0, "generator": generator}))
+    assert scan_slices(tmp_path / "a.ply") == {"sensor": "lidar", "shape": "heel", "texture": "photo"}
+    assert scan_slices(tmp_path / "b.ply") == {}
 
 
 def test_tissue_targets_ignore_unknown_wound_points(bowl) -> None:

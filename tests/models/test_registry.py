@@ -63,3 +63,15 @@ def test_lower_is_better_metrics_gate_the_other_way(store):
     second = registry.register(_logged_model(store, 1), "loss-model", {"brier": 0.25}, tags)
     assert not registry.gate("loss-model", second, "brier", 0.25, 0.20, higher_is_better=False).promoted
     assert registry.alias_version("missing-model", registry.CHAMPION) is None
+
+
+def test_a_second_store_is_not_shadowed_by_the_first(tmp_path, monkeypatch):
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; that must not pin every later store to the first
+    from models import registry
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first = registry.use_store(tmp_path / "a")
+    second = registry.use_store(tmp_path / "b")
+    assert first.endswith("/a/mlflow.db") and second.endswith("/b/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")  # a user's server still wins
+    assert registry.tracking_uri(tmp_path / "c") == "http://mlflow.example:5000"

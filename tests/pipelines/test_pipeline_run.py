@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
+
+from coherency.photos import PROVENANCE, SYNTHETIC
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,23 +26,7 @@ def project(tmp_path_factory) -> Path:
     subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=root, check=True)
     subprocess.run([*dvc, "config", "core.analytics", "false"], cwd=root, check=True)
     subprocess.run([*dvc, "config", "core.site_cache_dir", str(root / "site_cache")], cwd=root, check=True)
-    write_photos(root / "data" / "photos", 12)
-    return root
-
-
-def write_photos(folder: Path, n: int, side: int = 80) -> None:
-    """Photos in the FUSeg layout: a reddish ellipse (the wound) on skin tones, with its 0/255 mask."""
-    rng = np.random.default_rng(5)
-    (folder / "images").mkdir(parents=True)
-    (folder / "labels").mkdir(parents=True)
-    rows, cols = np.mgrid[:side, :side]
-    for i in range(n):
-        cy, cx, ry, rx = rng.uniform(25, 55), rng.uniform(25, 55), rng.uniform(8, 18), rng.uniform(8, 18)
-        wound = ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1
-        skin = np.array([210, 160, 130]) * rng.uniform(0.6, 1.1)
-        photo = np.where(wound[..., None], [150, 40, 45], skin) + rng.normal(0, 8, (side, side, 3))
-        Image.fromarray(photo.clip(0, 255).astype(np.uint8)).save(folder / "images" / f"{i:04d}.jpg")
-        Image.fromarray((wound * 255).astype(np.uint8)).save(folder / "labels" / f"{i:04d}.png")
+    return root  # no data/photos: the ingest step renders stand-ins, as on a machine without FUSeg
 
 
 def test_tiny_pipeline_versions_validates_trains_registers_and_promotes(project):
@@ -50,6 +36,7 @@ def test_tiny_pipeline_versions_validates_trains_registers_and_promotes(project)
 
     version = run_local(project, "tiny")
     assert (project / "data.dvc").is_file() and (project / "data" / "phantoms").is_dir()
+    assert json.loads((project / "data" / "photos" / PROVENANCE).read_text())["source"] == SYNTHETIC
     registry.use_store(project / "mlruns")
     rows = registry.versions(PROGNOSIS)
     assert [r["version"] for r in rows] == [version]
@@ -74,6 +61,8 @@ def test_tiny_pipeline_registers_both_segmenters_with_their_gate_metric(project)
         assert 0.0 <= rows[0]["metrics"][GATE_METRIC[name]] <= 1.0
         module, metadata = load_registered(name, registry.CHAMPION)
         assert metadata["network"] == network
+        # the photo model says it learnt from synthetic stand-ins, not FUSeg
+        assert rows[0]["photo_source"] == ("synthetic" if network == "unet" else None)
         assert sum(p.numel() for p in module.parameters()) > 10_000
 
 
@@ -85,4 +74,4 @@ def test_segment_photos_uses_the_champion_unet(project, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     masks = sorted((tmp_path / "masks").glob("*.png"))
-    assert len(masks) == 12 and Image.open(masks[0]).size == (80, 80)
+    assert len(masks) == 8 and Image.open(masks[0]).size == (512, 512)  # phantoms.profiles.tiny.standin_photos

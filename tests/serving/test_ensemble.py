@@ -10,30 +10,13 @@ from features.point_chunks import normalise_chunks
 from serving.assessment import assess, predict_point_probabilities
 from serving.ensemble import Ensemble, ModelNotReady
 from tests.conftest import bowl_scan
-from tests.serving.conftest import TINY_PARAMS, tiny_ensemble
+from tests.serving.conftest import TINY_PARAMS, register_points_champion, tiny_ensemble
 
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path / "mlruns"
-
-
-def register_points_champion(store, module, data_version: str) -> str:
-    """What pipelines.segmentation.register and the gate do, without the pipeline's evaluation folder."""
-    import mlflow
-
-    from models import registry
-    from pipelines.segmentation import POINTS, REQUIREMENTS, model_metadata
-
-    registry.use_store(store)
-    with mlflow.start_run(experiment_id=registry.experiment_id("pointnet", store)):
-        info = mlflow.pytorch.log_model(module, name="pointnet", serialization_format="pickle",
-                                        pip_requirements=REQUIREMENTS, metadata=model_metadata("pointnet", TINY_PARAMS))
-    tags = {"data_version": data_version, "git_commit": "test", "params": "{}"}
-    version = registry.register(info.model_uri, POINTS, {"wound_iou": 0.5}, tags)
-    registry.gate(POINTS, version, "wound_iou", 0.5, None)
-    return version
 
 
 def test_an_empty_store_names_the_missing_champion(store):

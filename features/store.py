@@ -25,6 +25,17 @@ DEFAULT_ENV = {"COHERENCY_REDIS": "127.0.0.1:6379,db=0"}
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # materialisation start: before any cohort date
 
 
+def _restore_feast_sqlite_timestamps() -> None:
+    """Feast's SQLite online store keeps event times as epoch seconds and registers sqlite3's global "timestamp"
+    converter to read them; importing IPython (evidently and open3d pull it in) replaces that converter with an
+    ISO-string one, after which every online read fails ("Invalid isoformat string"). Put Feast's back."""
+    import sqlite3
+
+    from feast.infra.online_stores import sqlite as feast_sqlite
+
+    sqlite3.register_converter("timestamp", feast_sqlite.convert_timestamp)
+
+
 def open_store(repo_dir: str | Path = REPO_DIR, data_dir: str | Path = "data/features", online: str = "sqlite",
                project: str | None = None) -> FeatureStore:
     """A FeatureStore on repo_dir's configuration with its registry and SQLite file in data_dir.
@@ -95,6 +106,7 @@ def training_frame(store: FeatureStore, entity_rows: pd.DataFrame, service: str)
 
 def online_features(store: FeatureStore, wound_ids: list[str], service: str) -> pd.DataFrame:
     """The latest materialised features of `service` for each wound (its patient resolved online)."""
+    _restore_feast_sqlite_timestamps()
     keys = [{"wound_id": w} for w in wound_ids]
     owners = store.get_online_features(features=["wound_profile:patient_ref"], entity_rows=keys).to_dict()
     rows = [{"wound_id": w, "patient_id": p} for w, p in zip(wound_ids, owners["patient_ref"], strict=True)]

@@ -57,3 +57,21 @@ def test_predictor_errors_keep_their_class(status, error, expected):
     assert isinstance(made, error)
     with pytest.raises(error, match=expected):
         raise made
+
+
+def test_online_reads_survive_ipython_replacing_sqlites_timestamp_converter(tmp_path):
+    # evidently and open3d import IPython, whose history module registers an ISO "timestamp" converter globally
+    import sqlite3
+
+    from features.cohort import CohortConfig, simulate_cohort, write_feature_tables
+    from features.store import apply, materialize, online_features, open_store
+
+    cohort = simulate_cohort(CohortConfig(n_patients=4, seed=11, recruitment_weeks=4, start_date="2024-01-01"))
+    write_feature_tables(cohort, tmp_path / "tables")
+    store = open_store(data_dir=tmp_path, online="sqlite")
+    apply(store)
+    materialize(store, datetime(2024, 3, 15, tzinfo=UTC))
+    sqlite3.register_converter("timestamp", lambda val: datetime.fromisoformat(val.decode()))  # what IPython does
+    wound = str(cohort.wounds["wound_id"].iloc[0])
+    row = online_features(store, [wound], "prognosis_gbm_v1").iloc[0]
+    assert row["patient_id"] == cohort.wounds["patient_id"].iloc[0]

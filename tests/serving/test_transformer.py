@@ -24,15 +24,21 @@ def _loaded(**kwargs) -> Transformer:
     return transformer
 
 
-def test_known_wounds_get_their_first_visit_features_and_unknown_ones_none(tmp_path):
+def small_store(folder, seed: int):
+    """A materialised SQLite feature store of a six-patient cohort in `folder`; returns (cohort, store)."""
     from features.cohort import CohortConfig, simulate_cohort, write_feature_tables
     from features.store import apply, materialize, open_store
 
-    cohort = simulate_cohort(CohortConfig(n_patients=6, seed=7, recruitment_weeks=4, start_date="2024-01-01"))
-    write_feature_tables(cohort, tmp_path / "tables")
-    store = open_store(data_dir=tmp_path, online="sqlite")
+    cohort = simulate_cohort(CohortConfig(n_patients=6, seed=seed, recruitment_weeks=4, start_date="2024-01-01"))
+    write_feature_tables(cohort, folder / "tables")
+    store = open_store(data_dir=folder, online="sqlite")
     apply(store)
     materialize(store, datetime(2024, 3, 15, tzinfo=UTC))
+    return cohort, store
+
+
+def test_known_wounds_get_their_first_visit_features_and_unknown_ones_none(tmp_path):
+    cohort, _ = small_store(tmp_path, seed=7)
     transformer = contextvars.copy_context().run(_loaded, feature_data=tmp_path)
     wound = str(cohort.wounds["wound_id"].iloc[0])
     history = transformer.history(wound)
@@ -63,14 +69,9 @@ def test_online_reads_survive_ipython_replacing_sqlites_timestamp_converter(tmp_
     # evidently and open3d import IPython, whose history module registers an ISO "timestamp" converter globally
     import sqlite3
 
-    from features.cohort import CohortConfig, simulate_cohort, write_feature_tables
-    from features.store import apply, materialize, online_features, open_store
+    from features.store import online_features
 
-    cohort = simulate_cohort(CohortConfig(n_patients=4, seed=11, recruitment_weeks=4, start_date="2024-01-01"))
-    write_feature_tables(cohort, tmp_path / "tables")
-    store = open_store(data_dir=tmp_path, online="sqlite")
-    apply(store)
-    materialize(store, datetime(2024, 3, 15, tzinfo=UTC))
+    cohort, store = small_store(tmp_path, seed=11)
     sqlite3.register_converter("timestamp", lambda val: datetime.fromisoformat(val.decode()))  # what IPython does
     wound = str(cohort.wounds["wound_id"].iloc[0])
     row = online_features(store, [wound], "prognosis_gbm_v1").iloc[0]

@@ -19,6 +19,7 @@ from kserve import InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
 from features.stopwatch import Stopwatch
+from serving import monitoring
 from serving.assessment import assess, predict_point_probabilities
 from serving.batching import MicroBatcher
 from serving.ensemble import Ensemble, ModelNotReady, load_ensemble
@@ -26,11 +27,6 @@ from serving.payload import AssessmentRequest
 from serving.server import argument_parser, observe_stages, serve
 from serving.settings import ServingSettings, monitoring_paths, serving_settings
 from serving.wire import INPUT_TYPES, OUTPUT_TYPES, from_transformer, respond
-
-try:
-    from serving import monitoring
-except ImportError:  # delivered separately (the monitoring work); the predictor serves without it meanwhile
-    monitoring = None
 
 SERVER = "predictor"
 
@@ -92,7 +88,7 @@ class Predictor(Model):
             request = from_transformer(payload, self.settings.max_points)
         result = self.run_ensemble(request, clock)
         with clock.stage("log"):
-            if monitoring is not None and self.inference_log is not None:
+            if self.inference_log is not None:
                 monitoring.record_inference(self.inference_log, request.scan, result, request.metadata)
         measure_ms = (result.get("quality") or {}).get("stage_ms") or {}  # measure's own steps
         observe_stages(SERVER, {**clock.ms, **{f"measure_{k}": v for k, v in measure_ms.items()}})
@@ -111,12 +107,11 @@ class Predictor(Model):
 
 
 def register_drift_collector(reports_dir: Path | None) -> None:
-    """serving.monitoring's drift gauges on this process's /metrics, when that module provides them."""
+    """serving.monitoring's drift gauges on this process's /metrics."""
     from prometheus_client import REGISTRY
 
-    collector = getattr(monitoring, "DriftCollector", None)
-    if collector is not None and reports_dir is not None:
-        REGISTRY.register(collector(reports_dir))
+    if reports_dir is not None:
+        REGISTRY.register(monitoring.DriftCollector(reports_dir))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -348,3 +348,7 @@ app.command()(serve_cli.assess)
 from coherency import up_cli  # noqa: E402
 
 app.command()(up_cli.up)
+from coherency import api_cli  # noqa: E402
+
+app.command()(api_cli.api)
+app.add_typer(api_cli.users_app, name="users")

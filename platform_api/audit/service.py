@@ -1,0 +1,45 @@
+"""Writing and querying the audit trail. Records join the caller's transaction, so a write and its record
+commit together; a read's record is committed by the read's route."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from platform_api.audit.models import AuditRecord
+
+if TYPE_CHECKING:
+    from platform_api.deps import Caller
+
+
+def record(session: Session, *, caller: Caller, action: str, resource_type: str, resource_id: str | None,
+           patient_id: str | None) -> None:
+    """Add one audit record for what `caller` did to this resource of this patient."""
+    session.add(AuditRecord(actor_id=caller.user.id, actor_role=caller.role.value, action=action,
+                            resource_type=resource_type, resource_id=resource_id, patient_id=patient_id,
+                            client=caller.client[:64], method=caller.method, path=caller.path[:300]))
+
+
+def record_read(session: Session, *, caller: Caller, resource_type: str, resource_id: str | None,
+                patient_id: str | None) -> None:
+    """Record a read and commit it (a read has nothing else to commit)."""
+    record(session, caller=caller, action="read", resource_type=resource_type, resource_id=resource_id,
+           patient_id=patient_id)
+    session.commit()
+
+
+def list_records(session: Session, *, patient_id: str | None = None, actor_id: str | None = None,
+                 since: datetime | None = None, limit: int = 100, offset: int = 0) -> list[AuditRecord]:
+    """Audit records, newest first, filtered by patient, actor and time."""
+    query = select(AuditRecord)
+    if patient_id:
+        query = query.where(AuditRecord.patient_id == patient_id)
+    if actor_id:
+        query = query.where(AuditRecord.actor_id == actor_id)
+    if since:
+        query = query.where(AuditRecord.created_at >= since)
+    query = query.order_by(AuditRecord.created_at.desc(), AuditRecord.id).limit(limit).offset(offset)
+    return list(session.scalars(query))

@@ -1,0 +1,35 @@
+"""create_app(): the FastAPI application with every domain's router and the one error shape."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from platform_api import errors
+from platform_api.audit.router import router as audit_router
+from platform_api.auth.router import router as auth_router
+from platform_api.patients.router import router as patients_router
+from platform_api.settings import Settings, get_settings
+
+ROUTERS = (auth_router, audit_router, patients_router)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API; `settings` replaces the environment's (tests, `coherency api` flags)."""
+    app = FastAPI(title="Coherency platform API", version="0.1.0",
+                  description="Patients, wound assessments, booking, commerce and payments.")
+    if settings is not None:
+        app.dependency_overrides[get_settings] = lambda: settings
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    # uvicorn's access log names paths (ids only) but never bodies or query values that could hold patient data
+    logging.getLogger("platform_api").setLevel(logging.INFO)
+    return app

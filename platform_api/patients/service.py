@@ -1,0 +1,190 @@
+"""Patients, consents, wounds and care teams, with the one rule every domain's authorization rests on:
+an admin sees every patient, a patient only themself, a clinician or caregiver only the patients assigned to them.
+Records a caller may not see are reported as not found.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from platform_api.audit.service import record, record_read
+from platform_api.auth.models import Role, User
+from platform_api.db import utcnow
+from platform_api.errors import Conflict, Forbidden, Invalid, NotFound
+from platform_api.patients.models import CareAssignment, Consent, Patient, Wound
+from platform_api.patients.schemas import ConsentCreate, PatientCreate, PatientUpdate, WoundCreate
+
+if TYPE_CHECKING:
+    from platform_api.deps import Caller
+
+
+def can_see(session: Session, *, user: User, patient_id: str) -> bool:
+    """Whether this user may see this patient's records."""
+    if user.role == Role.admin:
+        return True
+    if user.role == Role.patient:
+        return user.patient_id == patient_id
+    assigned = select(CareAssignment.id).where(CareAssignment.patient_id == patient_id,
+                                               CareAssignment.user_id == user.id)
+    return session.scalar(assigned) is not None
+
+
+def visible_ids(user: User) -> Select | None:
+    """A subquery of the patient ids this user may see; None for an admin (all of them)."""
+    if user.role == Role.admin:
+        return None
+    if user.role == Role.patient:
+        return select(Patient.id).where(Patient.id == user.patient_id)
+    return select(CareAssignment.patient_id).where(CareAssignment.user_id == user.id)
+
+
+def visible_patient(session: Session, *, caller: Caller, patient_id: str) -> Patient:
+    """The patient, when the caller may see them; NotFound otherwise."""
+    patient = session.get(Patient, patient_id)
+    if patient is None or not can_see(session, user=caller.user, patient_id=patient_id):
+        raise NotFound(f"no patient {patient_id}")
+    return patient
+
+
+def visible_wound(session: Session, *, caller: Caller, wound_id: str) -> Wound:
+    """The wound, when the caller may see its patient; NotFound otherwise."""
+    wound = session.get(Wound, wound_id)
+    if wound is None or not can_see(session, user=caller.user, patient_id=wound.patient_id):
+        raise NotFound(f"no wound {wound_id}")
+    return wound
+
+
+def require_staff(caller: Caller) -> None:
+    """Clinical writes are staff's: a patient may read these records, not change them."""
+    if caller.role == Role.patient:
+        raise Forbidden("only care staff may change clinical records")
+
+
+def create(session: Session, *, caller: Caller, data: PatientCreate) -> Patient:
+    """A new patient; a clinician or caregiver who creates one joins their care team."""
+    patient = Patient(**data.model_dump())
+    session.add(patient)
+    session.flush()
+    if caller.role != Role.admin:
+        session.add(CareAssignment(patient_id=patient.id, user_id=caller.user.id))
+    record(session, caller=caller, action="create", resource_type="patient", resource_id=patient.id,
+           patient_id=patient.id)
+    _commit(session, "a patient with this medical record number exists already")
+    return patient
+
+
+def get(session: Session, *, caller: Caller, patient_id: str) -> Patient:
+    patient = visible_patient(session, caller=caller, patient_id=patient_id)
+    record_read(session, caller=caller, resource_type="patient", resource_id=patient.id, patient_id=patient.id)
+    return patient
+
+
+def list_patients(session: Session, *, caller: Caller, limit: int, offset: int) -> list[Patient]:
+    query = select(Patient).order_by(Patient.family_name, Patient.given_name, Patient.id)
+    if (ids := visible_ids(caller.user)) is not None:
+        query = query.where(Patient.id.in_(ids))
+    patients = list(session.scalars(query.limit(limit).offset(offset)))
+    for patient in patients:
+        record(session, caller=caller, action="read", resource_type="patient", resource_id=patient.id,
+               patient_id=patient.id)
+    session.commit()
+    return patients
+
+
+def update(session: Session, *, caller: Caller, patient_id: str, data: PatientUpdate) -> Patient:
+    patient = visible_patient(session, caller=caller, patient_id=patient_id)
+    require_staff(caller)
+    for name, value in data.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise Invalid(f"{name} cannot be null")
+        setattr(patient, name, value)
+    record(session, caller=caller, action="update", resource_type="patient", resource_id=patient.id,
+           patient_id=patient.id)
+    session.commit()
+    return patient
+
+
+def add_consent(session: Session, *, caller: Caller, patient_id: str, data: ConsentCreate) -> Consent:
+    """Record a consent given or refused; it replaces (revokes) the previous one of the same kind."""
+    visible_patient(session, caller=caller, patient_id=patient_id)
+    require_staff(caller)
+    for previous in session.scalars(select(Consent).where(Consent.patient_id == patient_id, Consent.kind == data.kind,
+                                                          Consent.revoked_at.is_(None))):
+        previous.revoked_at = utcnow()
+    consent = Consent(patient_id=patient_id, kind=data.kind, granted=data.granted, recorded_by=caller.user.id)
+    session.add(consent)
+    session.flush()
+    record(session, caller=caller, action="create", resource_type="consent", resource_id=consent.id,
+           patient_id=patient_id)
+    session.commit()
+    return consent
+
+
+def list_consents(session: Session, *, caller: Caller, patient_id: str) -> list[Consent]:
+    visible_patient(session, caller=caller, patient_id=patient_id)
+    consents = list(session.scalars(select(Consent).where(Consent.patient_id == patient_id)
+                                    .order_by(Consent.created_at, Consent.id)))
+    record_read(session, caller=caller, resource_type="consent", resource_id=None, patient_id=patient_id)
+    return consents
+
+
+def add_wound(session: Session, *, caller: Caller, patient_id: str, data: WoundCreate) -> Wound:
+    visible_patient(session, caller=caller, patient_id=patient_id)
+    require_staff(caller)
+    wound = Wound(patient_id=patient_id, **data.model_dump())
+    session.add(wound)
+    session.flush()
+    record(session, caller=caller, action="create", resource_type="wound", resource_id=wound.id,
+           patient_id=patient_id)
+    session.commit()
+    return wound
+
+
+def list_wounds(session: Session, *, caller: Caller, patient_id: str) -> list[Wound]:
+    visible_patient(session, caller=caller, patient_id=patient_id)
+    wounds = list(session.scalars(select(Wound).where(Wound.patient_id == patient_id)
+                                  .order_by(Wound.created_at, Wound.id)))
+    record_read(session, caller=caller, resource_type="wound", resource_id=None, patient_id=patient_id)
+    return wounds
+
+
+def get_wound(session: Session, *, caller: Caller, wound_id: str) -> Wound:
+    wound = visible_wound(session, caller=caller, wound_id=wound_id)
+    record_read(session, caller=caller, resource_type="wound", resource_id=wound.id, patient_id=wound.patient_id)
+    return wound
+
+
+def assign(session: Session, *, caller: Caller, patient_id: str, user_id: str) -> CareAssignment:
+    """Put a clinician or caregiver on the patient's care team (admins, or a clinician already on it)."""
+    visible_patient(session, caller=caller, patient_id=patient_id)
+    if caller.role not in (Role.admin, Role.clinician):
+        raise Forbidden("only an admin or the patient's clinician may change the care team")
+    member = session.get(User, user_id)
+    if member is None or member.role not in (Role.clinician, Role.caregiver):
+        raise Invalid(f"user {user_id} is not a clinician or caregiver")
+    assignment = CareAssignment(patient_id=patient_id, user_id=user_id)
+    session.add(assignment)
+    record(session, caller=caller, action="create", resource_type="care_assignment", resource_id=user_id,
+           patient_id=patient_id)
+    _commit(session, f"user {user_id} is on this care team already")
+    return assignment
+
+
+def care_team(session: Session, *, caller: Caller, patient_id: str) -> list[CareAssignment]:
+    visible_patient(session, caller=caller, patient_id=patient_id)
+    team = list(session.scalars(select(CareAssignment).where(CareAssignment.patient_id == patient_id)
+                                .order_by(CareAssignment.created_at)))
+    record_read(session, caller=caller, resource_type="care_assignment", resource_id=None, patient_id=patient_id)
+    return team
+
+
+def _commit(session: Session, conflict: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError as e:
+        session.rollback()
+        raise Conflict(conflict) from e

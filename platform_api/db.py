@@ -79,11 +79,12 @@ def engine_for(url: str) -> Engine:
     """The process's engine for this database URL."""
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_size=20, max_overflow=60, pool_pre_ping=True)
+    # hide_parameters: database errors that reach a log never carry the values (patient data) of a statement
+    return create_engine(url, pool_size=20, max_overflow=60, pool_pre_ping=True, hide_parameters=True)
 
 
 def _sqlite_pragmas(connection, _record) -> None:

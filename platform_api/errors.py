@@ -6,10 +6,12 @@ Every 4xx and 5xx the API sends has one shape: {"error": "what is wrong", "code"
 from __future__ import annotations
 
 import logging
+import traceback
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -90,9 +92,16 @@ def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(error_body(f"{where}: {first['msg']}" if where else first["msg"], "invalid"), 422)
 
 
+def _unstorable(_request: Request, exc: Exception) -> JSONResponse:
+    # PostgreSQL refuses NUL characters in text and numbers past its column types; SQLite past 64-bit integers
+    return JSONResponse(error_body("a value in the request cannot be stored: text with NUL characters or a number "
+                                   "out of range", "invalid"), 422)
+
+
 def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    # the cause goes to the log (type only: messages can hold patient data), never to the client
-    log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+    # the cause goes to the log as its type and stack only (messages can hold patient data), never to the client
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("unhandled %s at\n%s", type(exc).__name__, stack)
     return JSONResponse(error_body("internal error", "internal"), status_code=500)
 
 
@@ -101,4 +110,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(DataError, _unstorable)
+    app.add_exception_handler(OverflowError, _unstorable)
     app.add_exception_handler(Exception, _unexpected)

@@ -68,12 +68,12 @@ def create(session: Session, *, caller: Caller, data: PatientCreate) -> Patient:
     """A new patient; a clinician or caregiver who creates one joins their care team."""
     patient = Patient(**data.model_dump())
     session.add(patient)
-    session.flush()
+    _flush(session, "a patient with this medical record number exists already")
     if caller.role != Role.admin:
         session.add(CareAssignment(patient_id=patient.id, user_id=caller.user.id))
     record(session, caller=caller, action="create", resource_type="patient", resource_id=patient.id,
            patient_id=patient.id)
-    _commit(session, "a patient with this medical record number exists already")
+    session.commit()
     return patient
 
 
@@ -168,9 +168,10 @@ def assign(session: Session, *, caller: Caller, patient_id: str, user_id: str) -
         raise Invalid(f"user {user_id} is not a clinician or caregiver")
     assignment = CareAssignment(patient_id=patient_id, user_id=user_id)
     session.add(assignment)
+    _flush(session, f"user {user_id} is on this care team already")
     record(session, caller=caller, action="create", resource_type="care_assignment", resource_id=user_id,
            patient_id=patient_id)
-    _commit(session, f"user {user_id} is on this care team already")
+    session.commit()
     return assignment
 
 
@@ -182,9 +183,10 @@ def care_team(session: Session, *, caller: Caller, patient_id: str) -> list[Care
     return team
 
 
-def _commit(session: Session, conflict: str) -> None:
+def _flush(session: Session, conflict: str) -> None:
+    """Insert what is pending; a unique constraint it breaks is the client's conflict."""
     try:
-        session.commit()
+        session.flush()
     except IntegrityError as e:
         session.rollback()
         raise Conflict(conflict) from e

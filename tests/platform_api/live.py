@@ -34,6 +34,7 @@ class LiveAPI:
     url: str
     settings: Settings
     process: subprocess.Popen
+    log: Path
 
     def session(self) -> Session:
         """A session on the server's database, for arranging data and checking what was committed."""
@@ -90,6 +91,6 @@ def live_api(tmp_path_factory) -> Iterator[LiveAPI]:
         port = free_port()
         process = start_api(settings, port, folder / "api.log")
         try:
-            yield LiveAPI(f"http://127.0.0.1:{port}", settings, process)
+            yield LiveAPI(f"http://127.0.0.1:{port}", settings, process, folder / "api.log")
         finally:
             stop(process)

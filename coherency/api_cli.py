@@ -15,7 +15,8 @@ from coherency.cli import fail
 users_app = typer.Typer(help="Platform API accounts.", no_args_is_help=True)
 
 
-def _settings():
+def api_settings():
+    """The API's settings from the environment; exit 2 with one line when they are wrong."""
     from pydantic import ValidationError
 
     from platform_api.settings import get_settings
@@ -36,7 +37,7 @@ def api(
 
     from platform_api.db import upgrade
 
-    settings = _settings()
+    settings = api_settings()
     upgrade(settings.database_url)
     typer.echo(f"platform API on http://{host}:{port} (docs: /docs), database {_redacted(settings.database_url)}")
     uvicorn.run("platform_api.main:create_app", factory=True, host=host, port=port, workers=workers,
@@ -60,7 +61,7 @@ def create_user(
     from platform_api.db import session_factory, upgrade
     from platform_api.errors import DomainError
 
-    settings = _settings()
+    settings = api_settings()
     try:
         data = UserCreate(email=email, password=password, role=role, patient_id=patient_id, display_name=name)
     except ValidationError as e:

@@ -1,6 +1,7 @@
-"""`coherency up`: the platform on this machine, as `make run` ends: both KServe servers, the MLflow UI and the
-Evidently dashboard, a few held-out phantoms assessed through the service (measured against their truth), the
-URLs, and serving until Ctrl-C.
+"""`coherency up`: the platform on this machine, as `make run` ends: both KServe servers, the MLflow UI, the
+Evidently dashboard and the platform API, a few held-out phantoms assessed through the service (measured against
+their truth), one of them submitted again through the platform API for a demo patient (coherency.platform_demo),
+the URLs, and serving until Ctrl-C.
 
 The held-out phantoms use a seed the training data never used, so the numbers printed are what the service
 does on scans it has not seen. When the cohort exists, each scan is sent as a visit of one of its wounds, so
@@ -28,6 +29,7 @@ def up(
     scans: Annotated[int, typer.Option(min=0, max=50, help="Held-out phantoms to assess once serving.")] = 3,
     mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
     dashboard_port: Annotated[int, typer.Option(help="Port of the Evidently monitoring dashboard.")] = 8000,
+    api_port: Annotated[int, typer.Option(help="Port of the platform API.")] = 8090,
     profile: Profile = "demo",
     params: Params = Path("params.yaml"),
 ) -> None:
@@ -36,23 +38,66 @@ def up(
     from serving.settings import serving_settings
 
     settings = serving_settings(profile, params)
+    api_url = f"http://127.0.0.1:{api_port}"
+    _prepare_api(settings)
     uri = registry.tracking_uri(settings.registry_path)
     extra = {"mlflow ui": [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                            "--port", str(mlflow_port)],
              "monitoring dashboard": [sys.executable, "-m", "coherency", "monitor", "ui", "--port",
-                                      str(dashboard_port), "--profile", profile]}
+                                      str(dashboard_port), "--profile", profile],
+             "platform api": [sys.executable, "-m", "coherency", "api", "--port", str(api_port)]}
 
     def when_ready() -> None:
         if scans:
-            assess_holdout(settings, scans, profile, params)
+            paths = assess_holdout(settings, scans, profile, params)
+            _platform_demo(api_url, paths[0].with_suffix(""), _cohort_wounds(1)[0])
         typer.echo(f"MLflow UI: http://127.0.0.1:{mlflow_port}   monitoring dashboard: "
-                   f"http://127.0.0.1:{dashboard_port}   ('coherency monitor' adds a drift snapshot)")
+                   f"http://127.0.0.1:{dashboard_port}   ('coherency monitor' adds a drift snapshot)   "
+                   f"platform API: {api_url}/docs")
 
     run_servers(settings, profile, params, extra=extra, when_ready=when_ready,
-                extra_ports=(mlflow_port, dashboard_port))
+                extra_ports=(mlflow_port, dashboard_port, api_port))
 
 
-def assess_holdout(settings, n: int, profile: str, params: Path) -> None:
+def _prepare_api(settings) -> None:
+    """Point the platform API at the transformer, migrate its database and make the demo accounts."""
+    import os
+
+    from coherency.api_cli import api_settings
+    from coherency.platform_demo import ensure_accounts
+
+    os.environ.setdefault("COHERENCY_API_SERVING_URL", settings.url(settings.transformer_port))
+    ensure_accounts(api_settings().database_url)
+
+
+def _platform_demo(api_url: str, scan_stem: Path, feature_key: str | None) -> None:
+    """The demo through the platform API; a failure is reported, and serving goes on."""
+    import httpx
+
+    from coherency.platform_demo import run_demo
+
+    _wait_for(f"{api_url}/health")
+    try:
+        run_demo(api_url, scan_stem, feature_key)
+    except (RuntimeError, httpx.HTTPError) as e:
+        typer.echo(f"platform demo failed: {e}")
+
+
+def _wait_for(url: str, timeout_s: float = 60.0) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.3)
+
+
+def assess_holdout(settings, n: int, profile: str, params: Path) -> list[Path]:
     """Write `n` held-out phantoms, send each through the service, print measured against true values."""
     from features.io import read_camera, read_metadata
     from features.params import load_params
@@ -76,6 +121,7 @@ def assess_holdout(settings, n: int, profile: str, params: Path) -> None:
             typer.echo(f"{path.name:<18}refused: {e}")
             continue
         typer.echo(_row(path.stem, result, json.loads(Path(f"{stem}.truth.json").read_text())))
+    return paths
 
 
 def _row(name: str, result: dict, truth: dict) -> str:

@@ -99,7 +99,10 @@ def _sqlite_pragmas(connection, _record) -> None:
 
 
 def _sqlite_begin(connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock at the start: a deferred transaction that read first and writes later fails
+    # at once with "database is locked" when another writer holds it, where this one waits (busy_timeout).
+    # SQLite is the one-machine default; PostgreSQL is what serves concurrent writers.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @lru_cache(maxsize=8)

@@ -5,9 +5,12 @@ are covered as they are added."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from platform_api.assessments.models import Assessment, Scan
+from platform_api.booking.models import Appointment, Slot, SlotStatus
 from platform_api.db import utcnow
 from tests.platform_api.sweep import operations, path_names, query_names, valid_cases
 
@@ -28,9 +31,23 @@ def other_patients_records(session, world) -> dict[str, str]:
                             captured_at=scan.captured_at, area_cm2=4.0, volume_cm3=1.0, max_depth_mm=3.0,
                             result={}, model_versions={}, flags=[])
     session.add(assessment)
+    appointment = _booked_appointment(session, world)
     session.commit()
     return {"patient_id": other.id, "wound_id": world.other_wound.id, "scan_id": scan.id,
-            "assessment_id": assessment.id}
+            "assessment_id": assessment.id, "appointment_id": appointment.id}
+
+
+def _booked_appointment(session, world) -> Appointment:
+    start = utcnow() + timedelta(days=2)
+    slot = Slot(provider_id=world.other_clinician.id, starts_at=start, ends_at=start + timedelta(minutes=30),
+                status=SlotStatus.booked)
+    session.add(slot)
+    session.flush()
+    appointment = Appointment(slot_id=slot.id, patient_id=world.other.id, provider_id=world.other_clinician.id,
+                              starts_at=slot.starts_at, ends_at=slot.ends_at, booked_by=world.other_clinician.id)
+    session.add(appointment)
+    session.flush()
+    return appointment
 
 
 def patient_scoped(operation) -> bool:

@@ -43,3 +43,13 @@ def list_records(session: Session, *, patient_id: str | None = None, actor_id: s
         query = query.where(AuditRecord.created_at >= since)
     query = query.order_by(AuditRecord.created_at.desc(), AuditRecord.id).limit(limit).offset(offset)
     return list(session.scalars(query))
+
+
+def add_recorded(session: Session, *, caller: Caller, row, resource_type: str, patient_id: str):
+    """Insert `row`, record its creation by `caller`, and commit both together; returns the row."""
+    session.add(row)
+    session.flush()
+    record(session, caller=caller, action="create", resource_type=resource_type, resource_id=row.id,
+           patient_id=patient_id)
+    session.commit()
+    return row

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from platform_api.audit.service import record, record_read
+from platform_api.audit.service import add_recorded, record, record_read
 from platform_api.auth.models import Role, User
 from platform_api.commerce.models import Prescription, Product
 from platform_api.commerce.schemas import PrescriptionCreate
@@ -38,12 +38,8 @@ def create(session: Session, *, caller: Caller, patient_id: str, data: Prescript
     if data.valid_until <= utcnow():
         raise Invalid("valid_until must be in the future")
     prescription = Prescription(patient_id=patient_id, prescriber_id=caller.user.id, **data.model_dump())
-    session.add(prescription)
-    session.flush()
-    record(session, caller=caller, action="create", resource_type="prescription", resource_id=prescription.id,
-           patient_id=patient_id)
-    session.commit()
-    return prescription
+    return add_recorded(session, caller=caller, row=prescription, resource_type="prescription",
+                        patient_id=patient_id)
 
 
 def list_for_patient(session: Session, *, caller: Caller, patient_id: str) -> list[Prescription]:

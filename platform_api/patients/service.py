@@ -11,7 +11,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from platform_api.audit.service import record, record_read
+from platform_api.audit.service import add_recorded, record, record_read
 from platform_api.auth.models import Role, User
 from platform_api.db import utcnow
 from platform_api.errors import Conflict, Forbidden, Invalid, NotFound
@@ -116,12 +116,7 @@ def add_consent(session: Session, *, caller: Caller, patient_id: str, data: Cons
                                                           Consent.revoked_at.is_(None))):
         previous.revoked_at = utcnow()
     consent = Consent(patient_id=patient_id, kind=data.kind, granted=data.granted, recorded_by=caller.user.id)
-    session.add(consent)
-    session.flush()
-    record(session, caller=caller, action="create", resource_type="consent", resource_id=consent.id,
-           patient_id=patient_id)
-    session.commit()
-    return consent
+    return add_recorded(session, caller=caller, row=consent, resource_type="consent", patient_id=patient_id)
 
 
 def list_consents(session: Session, *, caller: Caller, patient_id: str) -> list[Consent]:
@@ -136,12 +131,7 @@ def add_wound(session: Session, *, caller: Caller, patient_id: str, data: WoundC
     visible_patient(session, caller=caller, patient_id=patient_id)
     require_staff(caller)
     wound = Wound(patient_id=patient_id, **data.model_dump())
-    session.add(wound)
-    session.flush()
-    record(session, caller=caller, action="create", resource_type="wound", resource_id=wound.id,
-           patient_id=patient_id)
-    session.commit()
-    return wound
+    return add_recorded(session, caller=caller, row=wound, resource_type="wound", patient_id=patient_id)
 
 
 def list_wounds(session: Session, *, caller: Caller, patient_id: str) -> list[Wound]:

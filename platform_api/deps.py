@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,9 @@ from platform_api.errors import Forbidden, Unauthorized
 from platform_api.settings import Settings, get_settings
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# paging of every list route; the bound keeps OFFSET inside what both databases take
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:

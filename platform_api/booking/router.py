@@ -14,12 +14,10 @@ from platform_api.booking.schemas import (
     SlotRead,
     UTCTime,
 )
-from platform_api.deps import CallerDep, SessionDep, StaffCaller
+from platform_api.deps import CallerDep, Limit, Offset, SessionDep, StaffCaller
 
 router = APIRouter(tags=["booking"])
 
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 ProviderQuery = Annotated[str | None, Query(min_length=1, max_length=36, description="a user id, or `me`")]
 
 

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from platform_api.auth.models import Role
 from platform_api.commerce import catalogue, prescriptions, service
@@ -19,11 +17,9 @@ from platform_api.commerce.schemas import (
     ProductRead,
     ProductUpdate,
 )
-from platform_api.deps import AdminCaller, CallerDep, SessionDep, SettingsDep
+from platform_api.deps import AdminCaller, CallerDep, Limit, Offset, SessionDep, SettingsDep
 
 router = APIRouter(tags=["commerce"])
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 @router.get("/products", response_model=list[ProductRead])

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
-from platform_api.deps import CallerDep, SessionDep, StaffCaller
+from platform_api.deps import CallerDep, Limit, Offset, SessionDep, StaffCaller
 from platform_api.patients import service
 from platform_api.patients.schemas import (
     CareAssignmentCreate,
@@ -28,8 +26,8 @@ def create_patient(body: PatientCreate, session: SessionDep, caller: StaffCaller
 
 
 @router.get("/patients", response_model=list[PatientRead])
-def list_patients(session: SessionDep, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[PatientRead]:
+def list_patients(session: SessionDep, caller: CallerDep, limit: Limit = 100,
+                  offset: Offset = 0) -> list[PatientRead]:
     """The patients the caller may see."""
     return service.list_patients(session, caller=caller, limit=limit, offset=offset)
 

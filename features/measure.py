@@ -87,6 +87,7 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
         _warn(cloud, settings, ring_coverage, gap, mask, grid, len(contours))
         evidence.spacing, evidence.n_wound = cloud.spacing, int(cloud.wound.sum())
         report["uncertainty"] = intervals(report, evidence)
+    report["outline"] = outline.world_outline(surface, contours)
     report["quality"] = _quality(scan, cloud, surface)
     report["quality"]["stage_ms"] = {k: round(v, 1) for k, v in clock.ms.items()}
     if clock.peak_mib:

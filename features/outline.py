@@ -11,6 +11,7 @@ from features.fields import Grid
 from features.surface import SkinSurface
 
 CHORD_WINDOW = 9  # outline vertices (about grid steps) averaged before the longest chord is taken
+MAX_DRAWN_VERTICES = 200  # the outline reported for drawing: enough for a smooth curve on a photo
 
 
 def outline_contours(field: np.ndarray, grid: Grid, min_area: float) -> list[np.ndarray]:
@@ -47,6 +48,19 @@ def smooth_closed(uv: np.ndarray, window: int) -> np.ndarray:
 def lift(surface: SkinSurface, uv: np.ndarray) -> np.ndarray:
     """Local 3D points (u, v, f(u, v)) on the skin surface, (K, 3)."""
     return np.column_stack([uv, surface.height(uv)])
+
+
+def world_outline(surface: SkinSurface, contours: list[np.ndarray],
+                  max_vertices: int = MAX_DRAWN_VERTICES) -> list[list[float]]:
+    """The largest region's outline on the skin as a closed polyline of scan coordinates [x, y, z] in metres.
+
+    Evenly thinned to at most `max_vertices` vertices (the last repeats the first), for drawing the outline over
+    the photo or the scan; the measurements use the full contours.
+    """
+    uv = max(contours, key=_planar_area)
+    ring = uv[:-1] if len(uv) > 1 and np.allclose(uv[0], uv[-1]) else uv
+    ring = ring[:: -(-len(ring) // max(max_vertices - 1, 1))]  # ceil division: at most max_vertices - 1 kept
+    return surface.to_world(lift(surface, np.vstack([ring, ring[:1]]))).tolist()
 
 
 def perimeter(surface: SkinSurface, contours: list[np.ndarray]) -> float:

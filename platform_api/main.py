@@ -7,12 +7,18 @@ import logging
 from fastapi import FastAPI
 
 from platform_api import errors
+from platform_api.assessments.router import router as assessments_router
 from platform_api.audit.router import router as audit_router
 from platform_api.auth.router import router as auth_router
+from platform_api.booking.router import router as booking_router
+from platform_api.commerce.router import router as commerce_router
+from platform_api.fhir.router import router as fhir_router
 from platform_api.patients.router import router as patients_router
+from platform_api.payments.router import router as payments_router
 from platform_api.settings import Settings, get_settings
 
-ROUTERS = (auth_router, audit_router, patients_router)
+ROUTERS = (auth_router, audit_router, patients_router, booking_router, assessments_router, fhir_router,
+           commerce_router, payments_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -103,6 +103,8 @@ def assess(ensemble: Ensemble, scan: Scan, photo: np.ndarray | None = None, came
         **{name: None if report is None else report[name] for name in MEASUREMENTS},
         "uncertainty": None if report is None else report["uncertainty"],
         "tissue": None if report is None else report["tissue"],
+        # the measured outline, [x, y, z] scan metres (<= 200 vertices): what a report draws over the photo
+        "outline": None if report is None else report["outline"],
         "segmentation": segmentation,
         "confidence": confidence(report, segmentation["mean_confidence"]),
         "flags": flags,

@@ -27,6 +27,10 @@ class Scan(IdMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default="received")  # received, assessed, failed
     error: Mapped[str | None] = mapped_column(Text)
 
+    @property
+    def has_photo(self) -> bool:
+        return self.photo_key is not None
+
 
 class Assessment(IdMixin, Base):
     """What the serving API said about one scan; the numbers the other domains act on are columns."""

@@ -11,7 +11,10 @@ import pytest
 
 from platform_api.assessments.models import Assessment, Scan
 from platform_api.booking.models import Appointment, Slot, SlotStatus
+from platform_api.commerce.models import Order, Prescription
 from platform_api.db import utcnow
+from platform_api.fhir.resources import observation_id
+from platform_api.payments.models import PaymentIntent
 from tests.platform_api.sweep import operations, path_names, query_names, valid_cases
 
 # path parameters that do not name patient data: routes with only these are outside this test
@@ -32,9 +35,18 @@ def other_patients_records(session, world) -> dict[str, str]:
                             result={}, model_versions={}, flags=[])
     session.add(assessment)
     appointment = _booked_appointment(session, world)
+    prescription = Prescription(patient_id=other.id, prescriber_id=world.other_clinician.id, dressing_type="foam",
+                                quantity=5, valid_until=utcnow() + timedelta(days=30))
+    order = Order(patient_id=other.id, placed_by=world.other_clinician.id, total_minor=1000, currency="EUR")
+    session.add_all([prescription, order])
+    session.flush()
+    intent = PaymentIntent(order_id=order.id, patient_id=other.id, created_by=world.other_clinician.id,
+                           amount_minor=1000, currency="EUR", provider="sandbox", status="requires_capture")
+    session.add(intent)
     session.commit()
     return {"patient_id": other.id, "wound_id": world.other_wound.id, "scan_id": scan.id,
-            "assessment_id": assessment.id, "appointment_id": appointment.id}
+            "assessment_id": assessment.id, "appointment_id": appointment.id, "prescription_id": prescription.id,
+            "order_id": order.id, "intent_id": intent.id, "observation_id": observation_id(assessment.id, "size")}
 
 
 def _booked_appointment(session, world) -> Appointment:

@@ -83,6 +83,17 @@ def test_too_few_wound_points_are_flagged_and_an_unmeasurable_scan_is_not_an_err
     assert result["area_cm2"] is None  # the engine needs 30 wound points
 
 
+def test_the_outline_is_a_closed_polyline_on_the_skin_around_the_wound():
+    scan, local = bowl_frame(5)
+    result = as_json(assess(tiny_ensemble(), scan, point_probabilities=truth_probabilities(scan)))
+    outline = np.asarray(result["outline"]) @ Rotation.random(random_state=5).as_matrix()  # the bowl's frame
+    assert 20 <= len(outline) <= 200 and np.allclose(outline[0], outline[-1])
+    wound = scan.label == 1
+    radius = np.linalg.norm(outline[:, :2] - local[wound, :2].mean(axis=0), axis=1)
+    assert np.all(np.abs(radius - 0.010) < 1e-3)  # the bowl's 10 mm rim, to a point spacing or so
+    assert np.all(np.abs(outline[:, 2] - np.median(local[~wound, 2])) < 1e-3)  # on the skin, not in the bed
+
+
 # ------------------------------------------------------------------------------------------------ rules
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from datetime import date
 
@@ -10,9 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 import platform_api.tables  # noqa: F401 - the whole schema
-from platform_api.auth import service as users
 from platform_api.auth.models import Role, User
-from platform_api.auth.security import encode_token
+from platform_api.auth.security import encode_token, hash_password
 from platform_api.db import engine_for
 from platform_api.deps import get_session
 from platform_api.main import create_app
@@ -77,14 +77,23 @@ def client(app) -> Iterator[TestClient]:
 # ----------------------------------------------------------------------------------------------------- factories
 
 
+@functools.cache
+def _hash_of(password: str) -> str:
+    # argon2 is slow by design (a quarter second here); tests hash each password once (auth tests cover create)
+    return hash_password(password)
+
+
 @pytest.fixture
 def make_user(session) -> Callable[..., User]:
     counter = iter(range(10**6))
 
     def make(role: Role | str = Role.clinician, patient: Patient | None = None, password: str = PASSWORD) -> User:
         role = Role(role)
-        return users.create(session, email=f"{role.value}{next(counter)}@example.org", password=password, role=role,
-                            patient_id=patient.id if patient else None, display_name=f"Test {role.value}")
+        user = User(email=f"{role.value}{next(counter)}@example.org", password_hash=_hash_of(password), role=role,
+                    patient_id=patient.id if patient else None, display_name=f"Test {role.value}")
+        session.add(user)
+        session.commit()
+        return user
 
     return make
 

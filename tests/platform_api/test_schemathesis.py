@@ -8,7 +8,7 @@ from schemathesis import GenerationMode
 
 from tests.platform_api.sweep import cases, operations
 
-EXAMPLES_PER_OPERATION = 10
+EXAMPLES_PER_OPERATION = 6
 
 
 def test_no_server_errors_anywhere_in_the_schema(app, auth, world):

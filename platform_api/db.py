@@ -8,7 +8,6 @@ unique constraints, which both databases serialise without explicit locks.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -108,17 +107,6 @@ def _sqlite_begin(connection) -> None:
 @lru_cache(maxsize=8)
 def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(engine_for(url), expire_on_commit=False)
-
-
-def session_scope(url: str) -> Iterator[Session]:
-    """A request's session. Services commit their own unit of work (so the response is sent only after the
-    commit succeeded); whatever a failing request left uncommitted is rolled back here."""
-    session = session_factory(url)()
-    try:
-        yield session
-    finally:
-        session.rollback()
-        session.close()
 
 
 def alembic_config(url: str):

@@ -79,6 +79,9 @@ def retry(session: Session, *, caller: Caller, settings: Settings, scan_id: str)
 
 
 def _assess(session: Session, *, caller: Caller, settings: Settings, scan: Scan, wound: Wound) -> Assessment:
+    # end the open transaction before the service call, which can take minutes: on SQLite a transaction holds
+    # the write lock, and on PostgreSQL it would hold a pooled connection idle in transaction
+    session.commit()
     storage = storage_for(settings.storage_url)
     inputs = {"scan": storage.get(scan.scan_key), "scan_format": scan.scan_format, "camera": scan.camera,
               "photo": storage.get(scan.photo_key) if scan.photo_key else None,

@@ -20,7 +20,7 @@ from platform_api.auth.models import Role, User
 from platform_api.booking.cadence import area_reduction, cadence
 from platform_api.booking.models import Appointment, AppointmentStatus, Calendar, Slot, SlotStatus
 from platform_api.booking.schemas import AppointmentCreate, AvailabilityCreate, FollowUpRead, SlotRead
-from platform_api.db import utcnow
+from platform_api.db import new_id, utcnow
 from platform_api.errors import Conflict, Forbidden, Invalid, NotFound
 from platform_api.patients.models import CareAssignment
 from platform_api.patients.service import can_see, visible_ids, visible_patient, visible_wound
@@ -133,11 +133,11 @@ def book(session: Session, *, caller: Caller, data: AppointmentCreate) -> Appoin
         if wound.patient_id != data.patient_id:
             raise Invalid(f"wound {data.wound_id} is not this patient's")
     slot = _take(session, slot_id=data.slot_id)
-    appointment = Appointment(slot_id=slot.id, patient_id=data.patient_id, wound_id=data.wound_id,
+    # the id is set here, so the insert and its audit record go in one flush at commit
+    appointment = Appointment(id=new_id(), slot_id=slot.id, patient_id=data.patient_id, wound_id=data.wound_id,
                               provider_id=slot.provider_id, starts_at=slot.starts_at, ends_at=slot.ends_at,
                               reason=data.reason, booked_by=caller.user.id)
     session.add(appointment)
-    session.flush()
     record(session, caller=caller, action="create", resource_type="appointment", resource_id=appointment.id,
            patient_id=data.patient_id)
     session.commit()

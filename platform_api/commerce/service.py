@@ -18,7 +18,7 @@ from platform_api.auth.models import Role
 from platform_api.commerce import prescriptions
 from platform_api.commerce.models import CartItem, Inventory, Order, OrderLine, OrderStatus, Product
 from platform_api.commerce.schemas import CartLineRead, CartRead, ProductRead
-from platform_api.db import utcnow
+from platform_api.db import new_id, utcnow
 from platform_api.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from platform_api.patients.service import can_see, visible_patient
 
@@ -97,16 +97,18 @@ def checkout(session: Session, *, caller: Caller, patient_id: str) -> Order:
     items = session.execute(select(CartItem.quantity, Product).join(Product, Product.id == CartItem.product_id)
                             .where(CartItem.patient_id == patient_id).order_by(Product.id)).all()
     _check_cart(items)
-    order = Order(patient_id=patient_id, placed_by=caller.user.id, status=OrderStatus.pending_payment,
-                  currency=items[0][1].currency, total_minor=sum(q * p.price_minor for q, p in items))
+    # the id is set here and the lines hang on the order, so the inserts go in one flush at commit and the reply
+    # needs no second read of the lines
+    order = Order(id=new_id(), patient_id=patient_id, placed_by=caller.user.id, status=OrderStatus.pending_payment,
+                  currency=items[0][1].currency, total_minor=sum(q * p.price_minor for q, p in items), lines=[])
     session.add(order)
-    session.flush()
     try:
-        for quantity, product in items:
-            session.add(_line(session, order, product, quantity))
         session.execute(delete(CartItem).where(CartItem.patient_id == patient_id), execution_options=NO_SYNC)
         record(session, caller=caller, action="create", resource_type="order", resource_id=order.id,
                patient_id=patient_id)
+        # stock last: the inventory rows stay locked from here to the commit only
+        for quantity, product in items:
+            order.lines.append(_line(session, order, product, quantity))
         session.commit()
     except (DomainError, IntegrityError):
         session.rollback()  # the stock and prescriptions taken by earlier lines go back

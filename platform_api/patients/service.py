@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,19 +43,29 @@ def visible_ids(user: User) -> Select | None:
 
 
 def visible_patient(session: Session, *, caller: Caller, patient_id: str) -> Patient:
-    """The patient, when the caller may see them; NotFound otherwise."""
-    patient = session.get(Patient, patient_id)
-    if patient is None or not can_see(session, user=caller.user, patient_id=patient_id):
+    """The patient, when the caller may see them; NotFound otherwise (one query)."""
+    query = select(Patient).where(Patient.id == patient_id)
+    patient = session.scalar(_where_visible(query, caller.user, Patient.id))
+    if patient is None:
         raise NotFound(f"no patient {patient_id}")
     return patient
 
 
 def visible_wound(session: Session, *, caller: Caller, wound_id: str) -> Wound:
-    """The wound, when the caller may see its patient; NotFound otherwise."""
-    wound = session.get(Wound, wound_id)
-    if wound is None or not can_see(session, user=caller.user, patient_id=wound.patient_id):
+    """The wound, when the caller may see its patient; NotFound otherwise (one query)."""
+    wound = session.scalar(_where_visible(select(Wound).where(Wound.id == wound_id), caller.user, Wound.patient_id))
+    if wound is None:
         raise NotFound(f"no wound {wound_id}")
     return wound
+
+
+def _where_visible(query: Select, user: User, patient_id) -> Select:
+    """`query` narrowed to rows whose patient (the column `patient_id`) this user may see."""
+    if user.role == Role.admin:
+        return query
+    if user.role == Role.patient:
+        return query.where(patient_id == user.patient_id)
+    return query.where(exists().where(CareAssignment.patient_id == patient_id, CareAssignment.user_id == user.id))
 
 
 def require_staff(caller: Caller) -> None:

@@ -76,9 +76,9 @@ def test_only_admins_create_users(client, auth, make_user, make_patient):
 
 
 def test_token_route_is_rate_limited(app, client, make_user, settings):
-    from platform_api.settings import get_settings
+    from platform_api.deps import app_settings
 
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"token_rate_limit": 3})
+    app.dependency_overrides[app_settings] = lambda: settings.model_copy(update={"token_rate_limit": 3})
     ratelimit.counter_for.cache_clear()
     codes = [sign_in(client, "nobody@example.org").status_code for _ in range(5)]
     assert codes[:3] == [401, 401, 401] and codes[3:] == [429, 429]

@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python -P benchmarks/measure.py
 	$(BIN)/python -P benchmarks/models.py
 	$(BIN)/python -P benchmarks/serving.py
+	$(BIN)/python -P benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) .tmp .pytest_cache .ruff_cache

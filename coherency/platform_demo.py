@@ -9,6 +9,7 @@ makes with `coherency users create` and the admin routes; they are made here in-
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -85,9 +86,17 @@ def _open_diary(api: httpx.Client, clinician: dict[str, str]) -> None:
 def _submit(api: httpx.Client, clinician: dict[str, str], wound_id: str, stem: Path) -> dict:
     files = {"scan": (f"{stem.name}.ply", Path(f"{stem}.ply").read_bytes(), "application/octet-stream"),
              "photo": (f"{stem.name}.png", Path(f"{stem}.png").read_bytes(), "image/png"),
-             "camera": ("camera.json", Path(f"{stem}.camera.json").read_bytes(), "application/json"),
-             "metadata": ("meta.json", Path(f"{stem}.meta.json").read_bytes(), "application/json")}
-    return _checked(api.post(f"/wounds/{wound_id}/scans", headers=clinician, files=files))
+             "camera": ("camera.json", Path(f"{stem}.camera.json").read_bytes(), "application/json")}
+    return _checked(api.post(f"/wounds/{wound_id}/scans", headers=clinician, files=files,
+                             data={"metadata": json.dumps(scan_metadata(stem))}))
+
+
+def scan_metadata(stem: Path) -> dict:
+    """What the clinician's app sends with the scan: the device and body site from the phantom's metadata (its
+    patient and wound ids are the phantom generator's, not the platform's; the API refuses unknown fields), taken
+    now, and the exudate the clinician saw."""
+    phantom = json.loads(Path(f"{stem}.meta.json").read_text())
+    return {**{key: phantom[key] for key in ("device", "body_site") if key in phantom}, "exudate": "moderate"}
 
 
 def summary(api_url: str, patient: dict, assessment: dict, dressings: dict, follow_up: dict) -> str:

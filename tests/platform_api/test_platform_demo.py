@@ -20,7 +20,9 @@ def test_demo_submits_a_scan_and_prints_what_the_platform_did(tmp_path, served, 
     stem.with_suffix(".ply").write_bytes(phantom.scan)
     stem.with_suffix(".png").write_bytes(phantom.photo)
     (tmp_path / "limb.camera.json").write_bytes(phantom.camera)
-    (tmp_path / "limb.meta.json").write_text(json.dumps({"device": "phantom sensor", "body_site": "lower leg"}))
+    # what the phantom generator writes, identifiers included (the demo must not send them)
+    (tmp_path / "limb.meta.json").write_text(json.dumps({"device": "phantom sensor", "body_site": "lower leg",
+                                                         "patient_id": "P0000", "wound_id": "W0000"}))
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'platform.db'}", storage_url=str(tmp_path / "objects"),
                         serving_url=served)
     ensure_accounts(settings.database_url)

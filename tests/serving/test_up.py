@@ -35,7 +35,7 @@ def test_up_serves_assesses_held_out_phantoms_and_stops_cleanly(tmp_path, monkey
     ensemble = tiny_ensemble()
     register_champion(tmp_path / "mlruns", "pointnet", ensemble.points, "md5-up")
     register_champion(tmp_path / "mlruns", "unet", ensemble.unet, "md5-up")
-    ports = {name: free_port() for name in ("transformer_port", "predictor_port", "mlflow", "dashboard")}
+    ports = {name: free_port() for name in ("transformer_port", "predictor_port", "mlflow", "dashboard", "api")}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({
         "serving": {"transformer_port": ports["transformer_port"], "predictor_port": ports["predictor_port"],
                     "registry": "mlruns", "max_points": 400_000},
@@ -46,13 +46,15 @@ def test_up_serves_assesses_held_out_phantoms_and_stops_cleanly(tmp_path, monkey
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "coherency", "up", "--scans", "1", "--mlflow-port", str(ports["mlflow"]),
-             "--dashboard-port", str(ports["dashboard"])], cwd=tmp_path, env=child_env(), stdout=out,
-            stderr=subprocess.STDOUT)
+             "--dashboard-port", str(ports["dashboard"]), "--api-port", str(ports["api"])], cwd=tmp_path,
+            env=child_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
         printed = wait_for_text(log, "serving coherency", process)
         assert "assessing 1 held-out phantoms" in printed
         row = next(line for line in printed.splitlines() if line.startswith("phantom_"))
         assert "refused" not in row  # the service answered: measured, or flagged as not measurable
+        assert "platform demo failed" not in printed  # the same scan through the platform API for a demo patient
+        assert f"platform API http://127.0.0.1:{ports['api']}" in printed and "follow-up every" in printed
         assert f"http://127.0.0.1:{ports['mlflow']}" in printed and f"http://127.0.0.1:{ports['dashboard']}" in printed
         assert httpx.get(f"http://127.0.0.1:{ports['transformer_port']}/v2/health/ready", timeout=5).status_code == 200
         for port in (ports["mlflow"], ports["dashboard"]):  # the dashboards may still be starting

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from datetime import timedelta
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -89,6 +90,10 @@ def draw_trend(ax: Axes, points: Sequence[TrendPoint], current_id: str | None = 
                 markeredgecolor="black")
     ax.set_ylabel("area (cm²)", fontsize=8)
     ax.set_ylim(bottom=0)
+    if volumes:
+        other.set_ylim(bottom=0)  # both scales from zero, so a healing wound's two curves read alike
+    if min(times) == max(times):  # one visit: two weeks either side, not matplotlib's years around one date
+        ax.set_xlim(min(times) - timedelta(days=14), max(times) + timedelta(days=14))
     ax.set_title("wound size over time", fontsize=9)
     ax.tick_params(labelsize=7)
     for label in ax.get_xticklabels():

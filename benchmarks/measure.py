@@ -17,8 +17,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from features.io import Scan
-from features.measure import measure
-from features.preprocess import downsample_and_normals, point_spacing
+from features.measure import MeasureSettings, measure
+from features.preprocess import downsample_and_normals, point_spacing, voxel_for
 
 SIZES = (100_000, 500_000, 2_000_000)
 
@@ -49,7 +49,10 @@ def run_size(n_points: int, repeats: int) -> dict:
     tracemalloc.start()
     traced = measure(scan)["quality"]
     tracemalloc.stop()
-    voxel = point_spacing(scan.points) * np.sqrt(max(len(scan) / 150_000, 1.0))
+    # the floor reduces to the engine's own target with the engine's own voxel rule
+    target = MeasureSettings().target_points
+    spacing = point_spacing(scan.points)
+    voxel = voxel_for(scan.points, target, spacing) if len(scan) > target else spacing
     floor = []
     for _ in range(repeats):
         start = time.perf_counter()

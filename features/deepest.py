@@ -17,6 +17,7 @@ from features.surface import SkinSurface
 
 NEIGHBOURHOODS = (24, 48, 96, 192)  # wound points per local quadric, smallest first
 ICI_THRESHOLD = 2.0  # standard errors: neighbourhoods whose estimates lie further apart disagree
+LOCATE_STEP = 0.3e-3  # metres between the nodes the spot is sought on: a fifth of the 1 mm smoothing or less
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,8 @@ class Deepest:
     scale_shift: float
 
 
-def max_depth(fine: Grid, mask: np.ndarray, nodes: np.ndarray, w_uv: np.ndarray, w_rel: np.ndarray, noise: float,
-              surface: SkinSurface, spacing: float) -> Deepest:
+def max_depth(fine: Grid, mask: np.ndarray, w_uv: np.ndarray, w_rel: np.ndarray, noise: float, surface: SkinSurface,
+              spacing: float) -> Deepest:
     """Deepest depth along the skin normal, by cross-fitting two halves of the wound points.
 
     One half locates the deepest spot on its smoothed depth map, among nodes that have wound points
@@ -43,28 +44,60 @@ def max_depth(fine: Grid, mask: np.ndarray, nodes: np.ndarray, w_uv: np.ndarray,
     choice, estimates the depth there. Locating and estimating with the same points would add the
     noise's extreme to the answer. Both ways round are averaged.
     """
+    # the spot is sought on a lattice of the grid: the 1 mm smoothing needs no finer one
+    stride = max(1, int(LOCATE_STEP / fine.step))
+    lattice = Grid(fine.u0, fine.v0, fine.step * stride, -(-fine.nu // stride), -(-fine.nv // stride))
+    on = mask[::stride, ::stride]
+    at = lattice.nodes()[on.ravel()]
+    candidates = _candidates(lattice, on, at, w_uv, spacing)
     half = np.random.default_rng(0).random(len(w_uv)) < 0.5
-    # candidates: nodes with wound points close by, away from the outline (walls, where fits break down)
-    supported = cKDTree(w_uv).query(nodes, workers=-1)[0] <= 2 * spacing
-    inner = ndimage.binary_erosion(mask, iterations=max(1, round(max(1e-3, 3 * spacing) / fine.step)))[mask]
-    if (supported & inner).any():
-        supported &= inner
-    if not supported.any():
-        supported[:] = True
     depths, stds, shifts = [], [], []
     for locate in (half, ~half):
-        h, _ = local_fit(nodes, w_uv[locate], w_rel[locate], k=24, noise=noise)
-        full = np.zeros(mask.shape)
-        full[mask] = -h
-        smooth = masked_smooth(full, mask, sigma=max(1.5, 1e-3 / fine.step))  # locate on a ~1 mm scale
-        smooth[mask] = np.where(supported, smooth[mask], np.nan)
-        spot = fine.nodes()[np.nanargmax(smooth)][None, :]
+        spot = _deepest_spot(lattice, on, at, candidates, w_uv[locate], w_rel[locate], noise)
         depth, std, shift = depth_at(spot, w_uv[~locate], w_rel[~locate], noise)
         jac = np.sqrt(1.0 + (surface.gradient(spot) ** 2).sum())
         depths.append(depth / jac)
         stds.append(std)
         shifts.append(shift / jac)
     return Deepest(float(np.mean(depths)), float(np.mean(stds)) / np.sqrt(2), float(np.mean(shifts)))
+
+
+def _candidates(lattice: Grid, on: np.ndarray, at: np.ndarray, w_uv: np.ndarray, spacing: float) -> np.ndarray:
+    """Nodes with wound points close by, away from the outline (walls, where fits break down)."""
+    supported = cKDTree(w_uv).query(at, workers=-1)[0] <= 2 * spacing
+    inner = ndimage.binary_erosion(on, iterations=max(1, round(max(1e-3, 3 * spacing) / lattice.step)))[on]
+    if (supported & inner).any():
+        supported &= inner
+    if not supported.any():
+        supported[:] = True
+    return supported
+
+
+def _deepest_spot(lattice: Grid, on: np.ndarray, at: np.ndarray, candidates: np.ndarray, uv: np.ndarray,
+                  rel: np.ndarray, noise: float) -> np.ndarray:
+    """(1, 2) location of the deepest candidate on the ~1 mm smoothed depth map, refined between nodes."""
+    h, _ = local_fit(at, uv, rel, k=24, noise=noise)
+    full = np.zeros(on.shape)
+    full[on] = -h
+    smooth = masked_smooth(full, on, sigma=max(1.5, 1e-3 / lattice.step))
+    smooth[on] = np.where(candidates, smooth[on], np.nan)
+    i, j = np.unravel_index(np.nanargmax(smooth), smooth.shape)
+    # a parabola through the peak and its lattice neighbours puts the spot between nodes
+    offset = [_vertex(smooth, (i, j), axis) for axis in (0, 1)]
+    return lattice.to_uv(np.array([[i + offset[0], j + offset[1]]]))
+
+
+def _vertex(values: np.ndarray, peak: tuple[int, int], axis: int) -> float:
+    """Sub-node offset (-0.5..0.5) of a parabola's vertex through the peak and its two neighbours on `axis`."""
+    index = peak[axis]
+    if index == 0 or index == values.shape[axis] - 1:
+        return 0.0
+    step = np.eye(2, dtype=int)[axis]
+    before, centre, after = (values[tuple(np.array(peak) + k * step)] for k in (-1, 0, 1))
+    curvature = before - 2 * centre + after
+    if not np.isfinite(curvature) or curvature >= 0:
+        return 0.0
+    return float(np.clip(0.5 * (before - after) / curvature, -0.5, 0.5))
 
 
 def depth_at(spot: np.ndarray, uv: np.ndarray, rel: np.ndarray, noise: float) -> tuple[float, float, float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +11,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 MAX_NODES = 160_000
+FIT_CHUNK = 4096  # query points per local-fit chunk
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,30 @@ def local_fit(query: np.ndarray, uv: np.ndarray, h: np.ndarray, k: int, quadrati
     """
     tree = tree if tree is not None else cKDTree(uv)
     k = min(k, len(uv))
-    dist, idx = tree.query(query, k=k, workers=-1)  # (M, k)
+
+    def fit(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _fit_chunk(chunk, tree, uv, h, k, quadratic and k >= 12, noise)
+
+    # Query points are independent: chunks bound the (M, k, T) temporaries and run on every core, since
+    # the tree query, einsum and batched solve all release the GIL.
+    chunks = [query[i: i + FIT_CHUNK] for i in range(0, len(query), FIT_CHUNK)] or [query]
+    if len(chunks) == 1:
+        return fit(chunks[0])
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        parts = list(pool.map(fit, chunks))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _fit_chunk(query: np.ndarray, tree: cKDTree, uv: np.ndarray, h: np.ndarray, k: int, quadratic: bool,
+               noise: float | None) -> tuple[np.ndarray, np.ndarray]:
+    dist, idx = tree.query(query, k=k)  # (M, k)
+    dist, idx = dist.reshape(len(query), k), idx.reshape(len(query), k)  # k == 1 drops an axis
     bandwidth = dist[:, -1:] + 1e-12  # (M, 1)
     # offsets in units of the neighbourhood radius keep the quadratic columns well conditioned
     d = (uv[idx] - query[:, None, :]) / bandwidth[..., None]  # (M, k, 2)
     w = np.exp(-0.5 * (dist / (0.6 * bandwidth)) ** 2)  # (M, k)
     cols = [np.ones_like(dist), d[..., 0], d[..., 1]]
-    if quadratic and k >= 12:
+    if quadratic:
         cols += [d[..., 0] ** 2, d[..., 0] * d[..., 1], d[..., 1] ** 2]
     a = np.stack(cols, axis=-1)  # (M, k, T)
     target = h[idx]  # (M, k)
@@ -83,8 +103,9 @@ def local_fit(query: np.ndarray, uv: np.ndarray, h: np.ndarray, k: int, quadrati
 
 
 def _weighted_solve(a: np.ndarray, target: np.ndarray, w: np.ndarray) -> np.ndarray:
-    ata = np.einsum("mkt,mk,mks->mts", a, w, a)  # (M, T, T)
-    atb = np.einsum("mkt,mk,mk->mt", a, w, target)  # (M, T)
+    aw = a * w[..., None]  # weighting once: einsum over three operands loops naively and runs twice as long
+    ata = np.einsum("mkt,mks->mts", aw, a)  # (M, T, T)
+    atb = np.einsum("mkt,mk->mt", aw, target)  # (M, T)
     ridge = 1e-9 * np.trace(ata, axis1=1, axis2=2)[:, None, None] * np.eye(a.shape[-1])
     return np.linalg.solve(ata + ridge, atb[..., None])[..., 0]
 

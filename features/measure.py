@@ -114,7 +114,7 @@ def _prepare(scan: Scan, settings: MeasureSettings) -> _Cloud:
     scan = preprocess.crop_around(scan, scan.label == 1, margin=2.2 * settings.ring_mm[1] * 1e-3)
     spacing = preprocess.point_spacing(scan.points)
     if len(scan) > settings.target_points:
-        scan = preprocess.voxel_reduce(scan, spacing * np.sqrt(len(scan) / settings.target_points))
+        scan = preprocess.voxel_reduce(scan, preprocess.voxel_for(scan.points, settings.target_points, spacing))
     kept = preprocess.statistical_inliers(scan.points, settings.outlier_neighbours, settings.outlier_std)
     scan = scan.subset(kept)
     wound = scan.label == 1
@@ -185,7 +185,7 @@ def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndar
     foot = 1.0 / np.clip(1.0 - _curvature_sum(surface, nodes, fine.step) * depth_n, 0.3, 3.0)
     area = float(jac.sum() * cell)
     volume = float(depth_v.sum() * cell)
-    deepest = max_depth(fine, mask, nodes, w_uv, w_rel, noise, surface, cloud.spacing)
+    deepest = max_depth(fine, mask, w_uv, w_rel, noise, surface, cloud.spacing)
     centre = (nodes * jac[:, None]).sum(axis=0) / jac.sum()
     length, width = outline.length_width(surface, contours, centre)
     edge_depth = _outline_depth(contours, w_uv, w_rel, tree)

@@ -32,10 +32,35 @@ def crop_around(scan: Scan, centre_mask: np.ndarray, margin: float, sample: int 
     centre = scan.points[centre_mask]
     lo, hi = centre.min(axis=0) - margin, centre.max(axis=0) + margin
     boxed = np.flatnonzero(np.all((scan.points >= lo) & (scan.points <= hi), axis=1))
-    tree = cKDTree(centre[:: max(1, len(centre) // sample)])
-    near = np.isfinite(tree.query(scan.points[boxed], distance_upper_bound=margin, workers=-1)[0])
+    step = max(1, len(centre) // sample)
+    # a quarter of the subsample answers most points faster (a smaller tree); being a subset, whatever
+    # lies within the margin of it lies within the margin of the whole subsample, so only the rest is asked again
+    near = _within(centre[:: 4 * step], scan.points[boxed], margin)
+    unsure = np.flatnonzero(~near)
+    near[unsure] = _within(centre[::step], scan.points[boxed[unsure]], margin)
     kept = boxed[near]
     return scan if len(kept) == len(scan) else scan.subset(kept)
+
+
+def _within(anchors: np.ndarray, points: np.ndarray, margin: float) -> np.ndarray:
+    return np.isfinite(cKDTree(anchors).query(points, distance_upper_bound=margin, workers=-1)[0])
+
+
+def _voxel_keys(points: np.ndarray, voxel: float) -> np.ndarray:
+    cells = np.floor((points - points.min(axis=0)) / voxel).astype(np.int64)  # (N, 3)
+    dims = cells.max(axis=0) + 1
+    return (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
+
+
+def voxel_for(points: np.ndarray, target: int, spacing: float) -> float:
+    """Voxel edge that leaves about `target` points of a surface scan with this point spacing.
+
+    spacing * sqrt(N / target) would, if the surface lay in a voxel plane; a tilted or curved surface
+    crosses up to about 1.7 times as many cells per unit area, so one trial count corrects the edge.
+    """
+    voxel = spacing * np.sqrt(len(points) / target)
+    cells = len(np.unique(_voxel_keys(points, voxel)))
+    return voxel * float(np.sqrt(max(cells / target, 1.0)))
 
 
 def voxel_reduce(scan: Scan, voxel: float) -> Scan:
@@ -44,10 +69,7 @@ def voxel_reduce(scan: Scan, voxel: float) -> Scan:
     Open3D's voxel_down_sample averages positions and colours but drops per-point classes, which the
     measurement needs; one sort-based pass here carries every attribute.
     """
-    cells = np.floor((scan.points - scan.points.min(axis=0)) / voxel).astype(np.int64)  # (N, 3)
-    dims = cells.max(axis=0) + 1
-    keys = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
-    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(_voxel_keys(scan.points, voxel), return_inverse=True, return_counts=True)
     m = len(counts)
 
     def mean(values: np.ndarray) -> np.ndarray:

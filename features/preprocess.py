@@ -23,27 +23,36 @@ def point_spacing(points: np.ndarray, sample: int = 4000, seed: int = 0) -> floa
     return float(np.median(dist[:, 1]))
 
 
+CROP_CELLS = 8  # cells per margin in crop_around's first pass
+MAX_CROP_CELLS = 1_000_000
+
+
 def crop_around(scan: Scan, centre_mask: np.ndarray, margin: float, sample: int = 4000) -> Scan:
     """The points within `margin` (metres) of `centre_mask`'s points (of an even subsample of them).
 
     A box test first discards most of a large scan cheaply; the distance test keeps the result
-    independent of how the scan is posed.
+    independent of how the scan is posed. The distance is first asked of cells, not points: a point lies
+    within half a cell diagonal of its cell's centre, so a cell whose centre is that much inside (or
+    outside) the margin settles all its points at once, and only points in cells astride it are asked.
     """
     centre = scan.points[centre_mask]
+    anchors = cKDTree(centre[:: max(1, len(centre) // sample)])
     lo, hi = centre.min(axis=0) - margin, centre.max(axis=0) + margin
     boxed = np.flatnonzero(np.all((scan.points >= lo) & (scan.points <= hi), axis=1))
-    step = max(1, len(centre) // sample)
-    # a quarter of the subsample answers most points faster (a smaller tree); being a subset, whatever
-    # lies within the margin of it lies within the margin of the whole subsample, so only the rest is asked again
-    near = _within(centre[:: 4 * step], scan.points[boxed], margin)
-    unsure = np.flatnonzero(~near)
-    near[unsure] = _within(centre[::step], scan.points[boxed[unsure]], margin)
+    points = scan.points[boxed]
+    # cells of an eighth of the margin, larger where that many would not fit in memory
+    cell = max(margin / CROP_CELLS, float(np.prod(hi - lo) / MAX_CROP_CELLS) ** (1 / 3))
+    index = ((points - lo) / cell).astype(np.int64)
+    dims = index.max(axis=0) + 1 if len(index) else np.ones(3, np.int64)
+    flat = (index[:, 0] * dims[1] + index[:, 1]) * dims[2] + index[:, 2]
+    cells = np.stack(np.unravel_index(np.arange(int(np.prod(dims))), tuple(dims)), axis=1)
+    half = cell * np.sqrt(3) / 2
+    cell_dist = anchors.query(lo + (cells + 0.5) * cell, distance_upper_bound=margin + half, workers=-1)[0]
+    near = cell_dist[flat] <= margin - half
+    unsure = np.flatnonzero(~near & (cell_dist[flat] <= margin + half))
+    near[unsure] = np.isfinite(anchors.query(points[unsure], distance_upper_bound=margin, workers=-1)[0])
     kept = boxed[near]
     return scan if len(kept) == len(scan) else scan.subset(kept)
-
-
-def _within(anchors: np.ndarray, points: np.ndarray, margin: float) -> np.ndarray:
-    return np.isfinite(cKDTree(anchors).query(points, distance_upper_bound=margin, workers=-1)[0])
 
 
 def _voxel_keys(points: np.ndarray, voxel: float) -> np.ndarray:

@@ -58,18 +58,20 @@ def wound_vote(grid: Grid, uv: np.ndarray, is_wound: np.ndarray, k: int = 8) -> 
 
 
 def local_fit(query: np.ndarray, uv: np.ndarray, h: np.ndarray, k: int, quadratic: bool = False,
-              noise: float | None = None, tree: cKDTree | None = None) -> tuple[np.ndarray, np.ndarray]:
+              noise: float | None = None, tree: cKDTree | None = None,
+              weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Height and slope at each query point by weighted local polynomial regression on k neighbours.
 
     A local plane (or quadratic) removes the bias a plain neighbourhood mean has where the neighbourhood
-    is lopsided (near the outline) or tilted (on walls). Tukey weights against `noise` drop flying pixels.
+    is lopsided (near the outline) or tilted (on walls). Tukey weights against `noise` drop flying pixels;
+    `weights` (N,), if given, weigh the points themselves (see height_weights).
     Returns heights (M,) and gradients (M, 2).
     """
     tree = tree if tree is not None else cKDTree(uv)
     k = min(k, len(uv))
 
     def fit(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _fit_chunk(chunk, tree, uv, h, k, quadratic and k >= 12, noise)
+        return _fit_chunk(chunk, tree, uv, h, k, quadratic and k >= 12, noise, weights)
 
     # Query points are independent: chunks bound the (M, k, T) temporaries and run on every core, since
     # the tree query, einsum and batched solve all release the GIL.
@@ -82,13 +84,15 @@ def local_fit(query: np.ndarray, uv: np.ndarray, h: np.ndarray, k: int, quadrati
 
 
 def _fit_chunk(query: np.ndarray, tree: cKDTree, uv: np.ndarray, h: np.ndarray, k: int, quadratic: bool,
-               noise: float | None) -> tuple[np.ndarray, np.ndarray]:
+               noise: float | None, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     dist, idx = tree.query(query, k=k)  # (M, k)
     dist, idx = dist.reshape(len(query), k), idx.reshape(len(query), k)  # k == 1 drops an axis
     bandwidth = dist[:, -1:] + 1e-12  # (M, 1)
     # offsets in units of the neighbourhood radius keep the quadratic columns well conditioned
     d = (uv[idx] - query[:, None, :]) / bandwidth[..., None]  # (M, k, 2)
     w = np.exp(-0.5 * (dist / (0.6 * bandwidth)) ** 2)  # (M, k)
+    if weights is not None:
+        w = w * weights[idx]
     cols = [np.ones_like(dist), d[..., 0], d[..., 1]]
     if quadratic:
         cols += [d[..., 0] ** 2, d[..., 0] * d[..., 1], d[..., 1] ** 2]
@@ -100,6 +104,26 @@ def _fit_chunk(query: np.ndarray, tree: cKDTree, uv: np.ndarray, h: np.ndarray, 
         t = resid / (4.685 * max(noise, 1e-5))
         coef = _weighted_solve(a, target, w * np.where(np.abs(t) < 1, (1 - t**2) ** 2, 1e-6))
     return coef[:, 0], coef[:, 1:3] / bandwidth
+
+
+def height_weights(uv: np.ndarray, h: np.ndarray, k: int = 24, floor: float = 0.01) -> np.ndarray:
+    """Weight (N,) of each point as a sample of the height field h(u, v): the squared vertical part of its normal.
+
+    Range noise along the normal of a surface tilted by t moves a point's height by the noise / cos t, so
+    the inverse variance of a point as a height sample is cos^2 t. Where a wall stands vertical (a crater's)
+    its points pile up over the outline at every height and would drag the bed fit up beside it; weighed
+    this way they hardly count. The normal is the local plane's through the k nearest points in (u, v, h)
+    (as many as the bed fit takes); the floor keeps a neighbourhood of wall alone fittable.
+    """
+    pts = np.column_stack([uv, h])
+    _, idx = cKDTree(pts).query(pts, k=min(k, len(pts)), workers=-1)  # (N, k)
+    # offsets from each point in float32 (centred first, so they keep about a nanometre): half the memory
+    local = (pts - pts.mean(axis=0)).astype(np.float32)
+    offsets = local[idx] - local[:, None, :]  # (N, k, 3)
+    mean = offsets.mean(axis=1)  # (N, 3)
+    cov = np.einsum("nki,nkj->nij", offsets, offsets) / idx.shape[1] - mean[:, :, None] * mean[:, None, :]
+    normal = np.linalg.eigh(cov)[1][:, :, 0]  # (N, 3): the direction of least variance
+    return np.maximum(normal[:, 2].astype(float) ** 2, floor)
 
 
 def _weighted_solve(a: np.ndarray, target: np.ndarray, w: np.ndarray) -> np.ndarray:

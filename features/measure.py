@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from features import outline, preprocess
 from features.deepest import max_depth
-from features.fields import Grid, local_fit, wound_vote
+from features.fields import Grid, height_weights, local_fit, wound_vote
 from features.io import TISSUE_CLASSES, Scan, ScanError
 from features.opening import opening_field
 from features.resolution import probe_outline
@@ -179,7 +179,8 @@ def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndar
     w_uv, w_rel = uv[cloud.wound], rel[cloud.wound]
     tree = cKDTree(w_uv)
     noise = max(cloud.noise, 0.1e-3)
-    bed, bed_grad = local_fit(nodes, w_uv, w_rel, k=24, quadratic=True, noise=noise, tree=tree)
+    bed, bed_grad = local_fit(nodes, w_uv, w_rel, k=24, quadratic=True, noise=noise, tree=tree,
+                              weights=height_weights(w_uv, w_rel))
     depth_v = -bed  # vertical gap between skin and bed; integrates exactly to the volume between graphs
     depth_n = depth_v / jac  # along the skin normal (first order)
     foot = 1.0 / np.clip(1.0 - _curvature_sum(surface, nodes, fine.step) * depth_n, 0.3, 3.0)

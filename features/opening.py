@@ -20,6 +20,8 @@ from features.surface import SkinSurface
 
 KERNEL = 1.0  # kernel width, in skin-point spacings: smooths the sampling pattern, keeps the edge sharp
 SPLAT_SUBCELL = 2  # density raster this many times finer than the grid
+ENCLOSED = 0.75  # share of a data gap's rim that must be skin for the gap to count as a dropout in the skin
+MIN_SUPPORT = 0.3  # least share of the kernel over data that the expected density is scaled down to
 
 
 def skin_spacing(uv_skin: np.ndarray, sample: int = 4000) -> float:
@@ -87,12 +89,37 @@ def opening_field(grid: Grid, uv: np.ndarray, is_wound: np.ndarray, surface: Ski
     d_wound = cKDTree(uv[is_wound]).query(grid.nodes(), workers=-1)[0].reshape(density.shape)
     d_skin = cKDTree(uv_skin).query(grid.nodes(), workers=-1)[0].reshape(density.shape)
     clear_skin = (d_wound > 4 * sigma + 2 * spacing) & (d_skin < spacing)
-    absent = np.clip(1.0 - density / expected_density(grid, density, clear_skin, surface), 0.0, 1.0)
+    expected = expected_density(grid, density, clear_skin, surface)
+    dropout = _skin_dropouts(d_skin, d_wound, spacing)
+    if dropout.any():
+        # A dropout takes its share of the kernel with it: the skin around it is judged against the density
+        # its remaining data can give, and the dropout itself is skin, not a bump on the opening.
+        support = ndimage.gaussian_filter((~dropout).astype(float), sigma / grid.step, mode="nearest")
+        expected = expected * np.clip(support, MIN_SUPPORT, 1.0)
+    absent = np.where(dropout, 0.0, np.clip(1.0 - density / expected, 0.0, 1.0))
     # In a hole in the data (no point of either kind near) skin absence proves nothing: there the
     # nearest points' labels decide, so a dropout beside the wound does not join the opening.
     in_hole = np.clip((np.minimum(d_wound, d_skin) / spacing - 1.0) / 0.5, 0.0, 1.0)
     absent = (1 - in_hole) * absent + in_hole * np.minimum(absent, vote)
     return absent * _opening_regions(absent >= 0.5, vote >= 0.5, d_wound, 3 * spacing + 2e-3)
+
+
+def _skin_dropouts(d_skin: np.ndarray, d_wound: np.ndarray, spacing: float) -> np.ndarray:
+    """Gaps in the data (no point within a spacing) whose rim is mostly skin: holes in the skin's data.
+
+    A gap between skin and wound points (a shadow behind the rim) has wound along much of its rim and is
+    left to the nearest points' labels.
+    """
+    gap = np.minimum(d_skin, d_wound) > spacing
+    regions, count = ndimage.label(gap)
+    if not count:
+        return gap
+    rim = ndimage.grey_dilation(regions, size=3) * ~gap  # which gap each rim node borders (one, where two meet)
+    on_rim = rim > 0
+    skin = np.bincount(rim[on_rim], weights=(d_skin < d_wound)[on_rim], minlength=count + 1)
+    total = np.bincount(rim[on_rim], minlength=count + 1)
+    enclosed = np.flatnonzero(skin >= ENCLOSED * np.maximum(total, 1))
+    return np.isin(regions, enclosed[enclosed > 0])
 
 
 def _opening_regions(skinless: np.ndarray, wound_side: np.ndarray, d_wound: np.ndarray, reach: float) -> np.ndarray:

@@ -7,6 +7,7 @@ import contextlib
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
+from features.corners import restored_corners
 from features.fields import Grid
 from features.surface import SkinSurface
 
@@ -80,13 +81,27 @@ def tangent_coordinates(surface: SkinSurface, pts: np.ndarray, centre_uv: np.nda
     return np.column_stack([pts @ e1, pts @ e2])
 
 
-def length_width(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray) -> tuple[float, float]:
-    """Longest chord of the outline in the tangent plane at the centre, and the extent across it."""
-    # the longest chord picks the outline's outermost wiggles, so it is taken on a smoother outline
-    pts = lift(surface, np.vstack([smooth_closed(c, window=CHORD_WINDOW) for c in contours]))
+def chord_points(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray,
+                 corners: bool = True) -> np.ndarray:
+    """(K, 2) tangent-plane points whose hull the longest chord and the width are read from.
+
+    The longest chord picks the outline's outermost wiggles, so it is taken on a smoother outline; that
+    smoothing (and the kernel before it) rounds sharp corners, which are put back from the edges beside them
+    unless `corners` is False.
+    """
+    smooth = [smooth_closed(c, window=CHORD_WINDOW) for c in contours]
+    restored = [restored_corners(c) for c in contours] if corners else []
+    pts = lift(surface, np.vstack(smooth + restored))
     flat = tangent_coordinates(surface, pts, centre_uv)
     with contextlib.suppress(QhullError):  # collinear outlines have no hull; use every point
         flat = flat[ConvexHull(flat).vertices]
+    return flat
+
+
+def length_width(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray,
+                 corners: bool = True) -> tuple[float, float]:
+    """Longest chord of the outline in the tangent plane at the centre, and the extent across it."""
+    flat = chord_points(surface, contours, centre_uv, corners)
     gaps = flat[:, None, :] - flat[None, :, :]
     dist = np.linalg.norm(gaps, axis=-1)
     i, j = np.unravel_index(np.argmax(dist), dist.shape)

@@ -10,11 +10,10 @@ turns them into interval terms.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError, cKDTree
+from scipy.spatial import cKDTree
 
 from features import outline
 from features.surface import SkinSurface
@@ -37,8 +36,10 @@ def probe_outline(surface: SkinSurface, contours: list[np.ndarray], centre_uv: n
                   spacing: float) -> OutlineProbe:
     """Probe the outline `contours` (u, v) against every point of the scan `uv_points` (u, v)."""
     smoother = [outline.smooth_closed(c, window=EXTRA_WINDOW) for c in contours]
-    length, width = outline.length_width(surface, contours, centre_uv)
-    length2, width2 = outline.length_width(surface, smoother, centre_uv)
+    # on the outline as drawn: the restored corners stand for what the smoothing rounds off, so they would
+    # hide from this probe the very rounding it measures
+    length, width = outline.length_width(surface, contours, centre_uv, corners=False)
+    length2, width2 = outline.length_width(surface, smoother, centre_uv, corners=False)
     return OutlineProbe(
         gap_area=_gap_area(contours, uv_points, spacing),
         length_shift=length - length2,
@@ -70,11 +71,7 @@ def _width_spread(surface: SkinSurface, contours: list[np.ndarray], centre_uv: n
     On a near-round or near-square outline several chords are almost equally long, and which one wins is
     decided by noise; the width across it jumps with the choice, so the spread is part of its uncertainty.
     """
-    pts = outline.lift(surface, np.vstack([outline.smooth_closed(c, window=outline.CHORD_WINDOW)
-                                           for c in contours]))
-    flat = outline.tangent_coordinates(surface, pts, centre_uv)
-    with contextlib.suppress(QhullError):
-        flat = flat[ConvexHull(flat).vertices]
+    flat = outline.chord_points(surface, contours, centre_uv)
     gaps = flat[:, None, :] - flat[None, :, :]
     dist = np.linalg.norm(gaps, axis=-1)
     i, j = np.nonzero(np.triu(dist >= dist.max() - tolerance, k=1))

@@ -38,7 +38,7 @@ OFFSET = 0.1  # calibrated: common offset of the whole outline, in spacings (edg
 GAP_SHARE = 2.0  # across a gap the edge may lie anywhere: a bound of the gap's full width, twice the probe
 CHORD_EXTRAPOLATION = 1.5  # calibrated: bound on a chord error per unit of its drop under extra smoothing
 PERIMETER_EXTRAPOLATION = 1.0  # calibrated: the same for the perimeter
-WALL_BAND = 1.4  # calibrated: the band beside a wall whose bed reads shallow, in range-noise units
+WALL_BAND = 0.7  # calibrated: the band beside a wall whose bed may read shallow, in range-noise units
 MODEL_SHARE = 0.5  # share of the held-out-sector skin error that reaches the middle of the opening (inherited)
 
 
@@ -109,8 +109,9 @@ def _volume_sd(report: dict, ev: Evidence, probe: OutlineProbe) -> float:
     area, perim = report["area_cm2"] * 1e-4, report["perimeter_cm"] * 1e-2
     skin = np.hypot(ev.skin_std, MODEL_SHARE * ev.skin_model)  # height error of the skin over the opening
     bed_noise = ev.noise * area / np.sqrt(max(ev.n_wound, 1))  # noise averaged over the bed points
-    # Range noise scatters a wall's points sideways over the bed, so the bed fit reads shallow in a band
-    # about the noise wide beside the outline (a one-sided error, bounded here).
+    # Range noise scatters a wall's points sideways over the bed. The bed fit weighs them down
+    # (features.fields.height_weights), but what of them remains may make it read shallow in a band about
+    # the noise wide beside the outline (a one-sided error, bounded here).
     wall = _bound(WALL_BAND * ev.noise * perim * ev.edge_depth)
     # Moving a sampled outline moves bed as deep as the bed at the outline; across a gap the true edge
     # may lie a gap's width away, past the wall, where the bed is as deep as the wound on average.

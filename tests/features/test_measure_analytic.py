@@ -15,13 +15,9 @@ import pytest
 from scipy import integrate, optimize
 from scipy.spatial.distance import pdist, squareform
 
-# Known defect (issue 2 note): the outline rounds the trough's rectangular corners, so its diagonal (the
-# length) and the width across it read 4-10% low. The intervals carry that rounding (features.resolution),
-# so they hold the truth, but the estimates still miss the thresholds. Strict xfail: the assertions still
-# run, and the suite fails the day they start to pass, so the mark cannot go stale.
-CORNERS = pytest.mark.xfail(strict=True, reason="trough corners rounded by the outline (issue 2)")
-SHAPES = ("cap", pytest.param("trough", marks=CORNERS), "crater")
-ALL_SHAPES = ("cap", "trough", "crater")
+# The trough's rectangular outline has sharp corners, which its length and width end on: the kernel and
+# the smoothing round them off, and features.corners restores them from the straight edges beside them.
+SHAPES = ("cap", "trough", "crater")
 # Median absolute relative error allowed per quantity: the project's acceptance thresholds.
 THRESHOLDS = {"area_cm2": 0.02, "volume_cm3": 0.05, "max_depth_mm": 0.05, "perimeter_cm": 0.05,
               "length_cm": 0.03, "width_cm": 0.03}
@@ -235,7 +231,7 @@ def test_median_errors_meet_acceptance_thresholds(measured, shape):
     assert not over, f"median relative error too high: {over}\n{_table(shape, rows)}"
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", SHAPES)
 def test_95_percent_intervals_hold_the_truth(measured, shape):
     rows = measured(shape)
     hits = [_covers(r, t, n) for t, r in rows for n in THRESHOLDS]
@@ -243,7 +239,7 @@ def test_95_percent_intervals_hold_the_truth(measured, shape):
                                        f"pairs ('!' marks a miss)\n{_table(shape, rows)}")
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", SHAPES)
 def test_every_quantity_is_covered_on_its_own(measured, shape):
     rows = measured(shape)
     shares = {n: float(np.mean([_covers(r, t, n) for t, r in rows])) for n in THRESHOLDS}
@@ -251,7 +247,7 @@ def test_every_quantity_is_covered_on_its_own(measured, shape):
     assert not low, f"{shape}: per-quantity coverage below {100 * COVERAGE:.0f}%: {low}\n{_table(shape, rows)}"
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", SHAPES)
 def test_intervals_are_not_won_by_widening(measured, shape):
     rows = measured(shape)
     widths = {n: float(np.median([(r["uncertainty"][n][1] - r["uncertainty"][n][0]) / (2 * t[n]) for t, r in rows]))

@@ -4,9 +4,11 @@ benchmarks/bare_api.py, a bare FastAPI app that sends the same SQL without JWT, 
 
 Everything runs on loopback against a fresh PostgreSQL database (created on --postgres, dropped at the end, also
 on Ctrl-C). Both servers are one uvicorn worker; each booking takes its own open slot and each checkout its own
-cart, so every request succeeds. Each level sends a warm-up, then --requests requests from as many workers as the
-concurrency, each on its own keep-alive connection. Besides requests/s and latency, the CPU the server and the load
-generator spent per request are recorded (Linux /proc), which on a shared machine say more than the clock does.
+cart, so every request succeeds. At each level the two servers take turns in --rounds rounds (api then bare, bare
+then api, ...), so load from elsewhere on a shared machine falls on both alike; a round is a warm-up, then its share
+of --requests requests from as many workers as the concurrency, each on its own keep-alive connection (api_load.py).
+Besides requests/s and latency, the CPU the server and the load generator spent per request are recorded (Linux
+/proc), which on a shared machine say more than the clock does.
 The goal: the API keeps at least 70% of the bare app's requests/s. Prints a table; writes results/bench_api.json.
 COHERENCY_BENCH_PROFILE=FOLDER runs both servers under cProfile (see serve_profiled).
 Run with `.venv/bin/python -P benchmarks/api.py` (never part of `make test`).
@@ -26,14 +28,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
 
 import httpx
-import numpy as np
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -41,6 +41,7 @@ from platform_api.auth.security import encode_token
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks.api_seed beside this script (it runs with python -P)
+from benchmarks.api_load import one_round, shares, summary, warmup  # noqa: E402
 from benchmarks.api_seed import SERVERS, database, migrate, seed  # noqa: E402
 
 ROUTES = {"booking": 201, "order": 201, "assessment": 200}  # route -> the status every request must get
@@ -75,7 +76,8 @@ def routes(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = Parser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300, help="timed requests per route, level and server")
+    parser.add_argument("--requests", type=int, default=1200, help="timed requests per route, level and server")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the requests are split into")
     parser.add_argument("--concurrency", type=levels, default=[1, 16, 64], help="comma list, e.g. 1,16,64")
     parser.add_argument("--routes", type=routes, default=list(ROUTES), help="comma list of booking,order,assessment")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_api.json")
@@ -83,6 +85,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 100_000:
         parser.error(f"--requests must be between 1 and 100000, not {args.requests}")
+    if not 1 <= args.rounds <= args.requests:
+        parser.error(f"--rounds must be between 1 and --requests ({args.requests}), not {args.rounds}")
     try:
         make_url(args.postgres)
     except ArgumentError:
@@ -151,76 +155,21 @@ def headers(server: str, user_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-# ---------------------------------------------------------------------------------------------------- load
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (Linux /proc; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def warmup(concurrency: int) -> int:
-    return max(10, concurrency)
-
-
-@asynccontextmanager
-async def connections(base: str, auth: dict, n: int) -> AsyncIterator[list[httpx.AsyncClient]]:
-    """n clients of one keep-alive connection each. (One httpx pool of 64 connections costs the load generator
-    8-10 ms of CPU per request, measured: it, not the server, would set the pace.)"""
-    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with AsyncExitStack() as stack:
-        yield [await stack.enter_async_context(httpx.AsyncClient(base_url=base, headers=auth, limits=one, timeout=60))
-               for _ in range(n)]
-
-
-async def drive(clients: list[httpx.AsyncClient], specs: list, expect: int) -> dict:
-    """Send every request once, one worker per client; latency per request, throughput over the wall."""
-    pending, latencies, failures = iter(specs), [], []
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        for method, path, body in pending:  # one shared iterator: each request is taken by one worker
-            start = time.perf_counter()
-            try:
-                response = await client.request(method, path, json=body)
-                if response.status_code != expect:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
-            except httpx.HTTPError as e:
-                failures.append(repr(e))
-            latencies.append(time.perf_counter() - start)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(client) for client in clients))
-    wall, ms = time.perf_counter() - start, np.asarray(latencies) * 1e3
-    return {"requests": len(ms), "rps": len(ms) / wall, "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)), "errors": len(failures), "first_error": next(iter(failures), None)}
-
-
-async def level(server: tuple[str, int], auth: dict, specs: Iterator, concurrency: int, requests: int,
-                expect: int) -> dict:
-    """A warm-up, then `requests` requests at this concurrency, with the CPU the server and this process spent."""
-    (base, pid) = server
-    async with connections(base, auth, concurrency) as clients:
-        await drive(clients, list(islice(specs, warmup(concurrency))), expect)
-        cpu, own = cpu_seconds(pid), time.process_time()
-        result = await drive(clients, list(islice(specs, requests)), expect)
-    result["server_cpu_ms"] = (cpu_seconds(pid) - cpu) * 1e3 / result["requests"]
-    result["client_cpu_ms"] = (time.process_time() - own) * 1e3 / result["requests"]
-    return result
-
-
 async def measure(servers: dict, user_id: str, plans: dict, args: argparse.Namespace) -> list[dict]:
-    """Each route, level and server in turn (api then bare at each level, so drift hits both alike)."""
+    """Each route and level, the servers in alternating rounds (api bare, bare api, ...), so load from elsewhere on
+    a shared machine that comes and goes falls on both alike; each server's rounds summed into one row."""
     queues = {(server, route): iter(plans[server][route]) for server in SERVERS for route in args.routes}
     rows = []
     for route in args.routes:
         for concurrency in args.concurrency:
+            rounds = {server: [] for server in SERVERS}
+            for k, requests in enumerate(shares(args.requests, args.rounds)):
+                for server in SERVERS if k % 2 == 0 else SERVERS[::-1]:
+                    rounds[server].append(await one_round(servers[server], headers(server, user_id),
+                                                          queues[server, route], concurrency, requests,
+                                                          ROUTES[route]))
             for server in SERVERS:
-                result = await level(servers[server], headers(server, user_id), queues[server, route], concurrency,
-                                     args.requests, ROUTES[route])
+                result = summary(rounds[server])
                 rows.append({"route": route, "concurrency": concurrency, "server": server, **result})
                 print(f"  {route:<10} c={concurrency:<3} {server:<4} {result['rps']:7.1f} req/s, cpu ms/req: "
                       f"server {result['server_cpu_ms']:5.2f}, client {result['client_cpu_ms']:5.2f} "
@@ -257,7 +206,7 @@ def table(rows: list[dict], summary: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> dict:
-    counts = {route: sum(warmup(c) + args.requests for c in args.concurrency) for route in args.routes}
+    counts = {route: sum(args.rounds * warmup(c) + args.requests for c in args.concurrency) for route in args.routes}
     with database(args.postgres) as url, tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         print("migrating and seeding ...", flush=True)
         migrate(url)
@@ -268,6 +217,7 @@ def run(args: argparse.Namespace) -> dict:
     return {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                         "python": platform.python_version()},
             "date": datetime.now(UTC).isoformat(timespec="seconds"), "requests_per_level": args.requests,
+            "rounds": args.rounds,
             "target_ratio": TARGET, "results": rows, "ratios": summary}
 
 

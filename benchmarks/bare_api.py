@@ -28,9 +28,8 @@ def sql(statement: str):
 
 USER = sql("SELECT email, password_hash, role, patient_id, display_name, totp_secret, totp_enabled, is_active, id,"
            " created_at FROM users WHERE id = :id")
-PATIENT = sql("""SELECT given_name, family_name, birth_date, sex, mrn, id, created_at FROM patients WHERE id = :id
-    AND EXISTS (SELECT * FROM care_assignments WHERE care_assignments.patient_id = patients.id
-    AND care_assignments.user_id = :user_id)""")
+PATIENT = sql("""SELECT id FROM patients WHERE id = :id AND EXISTS (SELECT * FROM care_assignments
+    WHERE care_assignments.patient_id = patients.id AND care_assignments.user_id = :user_id)""")
 CARE = sql("SELECT id FROM care_assignments WHERE patient_id = :patient_id AND user_id = :user_id")
 SLOT = sql("SELECT provider_id, starts_at, ends_at, status, id, created_at FROM slots WHERE id = :id")
 TAKE = sql("UPDATE slots SET status = 'booked' WHERE id = :id AND status = 'open'")
@@ -40,11 +39,9 @@ APPOINTMENT = sql("""INSERT INTO appointments (slot_id, patient_id, wound_id, pr
 AUDIT = sql("""INSERT INTO audit_records (actor_id, actor_role, action, resource_type, resource_id, patient_id,
     client, method, path, id, created_at) VALUES (:actor_id, :actor_role, :action, :resource_type, :resource_id,
     :patient_id, :client, :method, :path, :id, :created_at)""")
-CART = sql("""SELECT cart_items.quantity, products.sku, products.name, products.dressing_type, products.size,
-    products.prescription_only, products.price_minor, products.currency, products.active, products.id,
-    products.created_at, inventory_1.product_id, inventory_1.on_hand, inventory_1.updated_at
+CART = sql("""SELECT cart_items.quantity, products.id, products.sku, products.name, products.dressing_type,
+    products.prescription_only, products.price_minor, products.currency, products.active
     FROM cart_items JOIN products ON products.id = cart_items.product_id
-    LEFT OUTER JOIN inventory AS inventory_1 ON products.id = inventory_1.product_id
     WHERE cart_items.patient_id = :patient_id ORDER BY products.id""")
 ORDER = sql("""INSERT INTO orders (patient_id, placed_by, status, total_minor, currency, paid_at, cancelled_at, id,
     created_at) VALUES (:patient_id, :placed_by, 'pending_payment', :total_minor, :currency, NULL, NULL, :id,
@@ -90,7 +87,7 @@ def caller(conn: Connection, user_id: str):
 
 
 def visible_patient(conn: Connection, user, patient_id: str) -> None:
-    """The same lookup as patients.service.visible_patient for a clinician (the benchmark's caller)."""
+    """The same lookup as patients.service.require_visible_patient for a clinician (the benchmark's caller)."""
     if conn.execute(PATIENT, {"id": patient_id, "user_id": user.id}).one_or_none() is None:
         raise Refused(404, f"no patient {patient_id}")
 
@@ -157,13 +154,14 @@ def checkout(user_id: str, client: str, method: str, path: str, patient_id: str)
         conn.execute(EMPTY_CART, {"patient_id": patient_id})
         audit(conn, user, "create", "order", order["id"], patient_id, client, method, path)
         lines = []
-        for item in items:  # stock last, as the API takes it (its rows stay locked until the commit only)
-            if conn.execute(STOCK, {"quantity": item.quantity, "now": now(), "product_id": item.id}).rowcount != 1:
-                raise Refused(409, f"out of stock: {item.name}")
+        for item in items:
             lines.append({"order_id": order["id"], "product_id": item.id, "sku": item.sku, "name": item.name,
                           "quantity": item.quantity, "unit_price_minor": item.price_minor, "id": str(uuid.uuid4()),
                           "created_at": now()})
             conn.execute(LINE, lines[-1])
+        for item in items:  # stock last, as the API takes it (its rows stay locked until the commit only)
+            if conn.execute(STOCK, {"quantity": item.quantity, "now": now(), "product_id": item.id}).rowcount != 1:
+                raise Refused(409, f"out of stock: {item.name}")
         conn.commit()
     return reply(201, {**order, "status": "pending_payment", "lines": lines, "paid_at": None, "cancelled_at": None})
 

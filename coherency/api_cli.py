@@ -40,7 +40,7 @@ def api(
     settings = api_settings()
     upgrade(settings.database_url)
     typer.echo(f"platform API on http://{host}:{port} (docs: /docs), database {_redacted(settings.database_url)}")
-    uvicorn.run("platform_api.main:create_app", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("platform_api.main:serve_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info", access_log=False)
 
 

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     payment_provider: Literal["sandbox", "stripe"] = "sandbox"
     stripe_api_key: str | None = None
     webhook_secret: str = DEV_WEBHOOK_SECRET
+    idempotency_ttl_hours: float = Field(24.0, gt=0, description="how long an Idempotency-Key is remembered; "
+                                                                 "after that it is new again (Stripe: 24 h)")
+    payment_lease_s: float = Field(60.0, ge=4, description="how long an unfinished payment step (its key, its "
+                                                           "intent or refund) is left to the request running it "
+                                                           "before a retry may take it over")
     default_currency: str = Field("EUR", pattern="^[A-Z]{3}$")
 
     @model_validator(mode="after")

@@ -7,7 +7,7 @@ from platform_api.assessments import report, service
 from platform_api.assessments.schemas import AssessmentRead, ScanRead, TrendRead
 from platform_api.assessments.trend import read_trend
 from platform_api.assessments.uploads import OPENAPI_BODY, UploadDep
-from platform_api.deps import CallerDep, SessionDep, SettingsDep, StaffCaller
+from platform_api.deps import CallerDep, SessionDep, SettingsDep, StaffCaller, WorkDep
 from platform_api.patients.service import require_staff, visible_wound
 
 router = APIRouter(tags=["assessments"])
@@ -46,9 +46,9 @@ def assess_scan(scan_id: str, session: SessionDep, caller: CallerDep, settings: 
 
 
 @router.get("/assessments/{assessment_id}", response_model=AssessmentRead)
-def get_assessment(assessment_id: str, session: SessionDep, caller: CallerDep) -> AssessmentRead:
+async def get_assessment(assessment_id: str, work: WorkDep) -> AssessmentRead:
     """One assessment, with the assessment service's whole reply."""
-    return service.get_assessment(session, caller=caller, assessment_id=assessment_id)
+    return await work.run(service.get_assessment, AssessmentRead, assessment_id=assessment_id)
 
 
 @router.get("/wounds/{wound_id}/assessments", response_model=list[AssessmentRead])

@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -182,11 +182,17 @@ def get_scan(session: Session, *, caller: Caller, scan_id: str) -> tuple[Scan, s
     return scan, assessment_id
 
 
-def get_assessment(session: Session, *, caller: Caller, assessment_id: str) -> Assessment:
-    assessment = visible_assessment(session, caller=caller, assessment_id=assessment_id)
+def get_assessment(session: Session, *, caller: Caller, assessment_id: str) -> Row:
+    """One assessment (as visible_assessment finds it, read as a row: the busiest read skips the ORM's loading)."""
+    assessment = session.execute(_ASSESSMENT, {"assessment_id": assessment_id}).one_or_none()
+    if assessment is None or not can_see(session, user=caller.user, patient_id=assessment.patient_id):
+        raise NotFound(f"no assessment {assessment_id}")
     record_read(session, caller=caller, resource_type="assessment", resource_id=assessment.id,
                 patient_id=assessment.patient_id)
     return assessment
+
+
+_ASSESSMENT = select(Assessment.__table__).where(Assessment.__table__.c.id == bindparam("assessment_id"))
 
 
 def wound_assessments(session: Session, *, wound_id: str) -> list[Assessment]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from platform_api.audit.models import AuditRecord
@@ -17,18 +17,34 @@ if TYPE_CHECKING:
 
 def record(session: Session, *, caller: Caller, action: str, resource_type: str, resource_id: str | None,
            patient_id: str | None) -> None:
-    """Add one audit record for what `caller` did to this resource of this patient."""
-    session.add(AuditRecord(actor_id=caller.user.id, actor_role=caller.role.value, action=action,
-                            resource_type=resource_type, resource_id=resource_id, patient_id=patient_id,
-                            client=caller.client[:64], method=caller.method, path=caller.path[:300]))
+    """Add one audit record for what `caller` did to this resource of this patient (written by the next flush,
+    in one statement with the other records of a list)."""
+    session.add(AuditRecord(**_values(caller, action, resource_type, resource_id, patient_id)))
+
+
+def insert_record(session: Session, *, caller: Caller, action: str, resource_type: str, resource_id: str | None,
+                  patient_id: str | None) -> None:
+    """Write one audit record now: one INSERT without the ORM's unit of work, less than half the time of a flush
+    (for the routes that write a single record)."""
+    session.execute(_INSERT, _values(caller, action, resource_type, resource_id, patient_id))
 
 
 def record_read(session: Session, *, caller: Caller, resource_type: str, resource_id: str | None,
                 patient_id: str | None) -> None:
     """Record a read and commit it (a read has nothing else to commit)."""
-    record(session, caller=caller, action="read", resource_type=resource_type, resource_id=resource_id,
-           patient_id=patient_id)
+    insert_record(session, caller=caller, action="read", resource_type=resource_type, resource_id=resource_id,
+                  patient_id=patient_id)
     session.commit()
+
+
+_INSERT = insert(AuditRecord.__table__)  # id and created_at: the columns' defaults
+
+
+def _values(caller: Caller, action: str, resource_type: str, resource_id: str | None,
+            patient_id: str | None) -> dict[str, str | None]:
+    return {"actor_id": caller.user.id, "actor_role": caller.role.value, "action": action,
+            "resource_type": resource_type, "resource_id": resource_id, "patient_id": patient_id,
+            "client": caller.client[:64], "method": caller.method, "path": caller.path[:300]}
 
 
 def list_records(session: Session, *, patient_id: str | None = None, actor_id: str | None = None,

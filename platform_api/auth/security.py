@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from types import MappingProxyType
 
 import jwt
 import pyotp
@@ -40,6 +44,32 @@ def decode_token(secret: str, token: str, kind: str) -> dict | None:
     except jwt.PyJWTError:
         return None
     return claims if claims.get("typ") == kind else None
+
+
+def access_claims(secret: str, token: str) -> Mapping[str, object] | None:
+    """The claims of a valid, unexpired access token (as decode_token gives them), its signature checked once.
+
+    A client sends the same token on every request of its lifetime, so a verified token is remembered (bounded,
+    least recently used out first); its expiry is checked again on every call. A token only proves who signed in:
+    whether that user may still act is for the caller to check in the database on every request.
+    """
+    try:
+        claims = _verified_access(secret, token)
+    except _NotAccessToken:
+        return None
+    return claims if time.time() < claims["exp"] else None
+
+
+class _NotAccessToken(Exception):
+    pass
+
+
+@lru_cache(maxsize=4096)
+def _verified_access(secret: str, token: str) -> Mapping[str, object]:
+    claims = decode_token(secret, token, "access")
+    if claims is None:
+        raise _NotAccessToken  # not cached: only tokens this service signed take room in the cache
+    return MappingProxyType(claims)  # read-only: shared by every request with this token
 
 
 def new_totp_secret() -> str:

@@ -14,7 +14,7 @@ from platform_api.booking.schemas import (
     SlotRead,
     UTCTime,
 )
-from platform_api.deps import CallerDep, Limit, Offset, SessionDep, StaffCaller
+from platform_api.deps import CallerDep, Limit, Offset, SessionDep, StaffCaller, WorkDep
 
 router = APIRouter(tags=["booking"])
 
@@ -51,9 +51,9 @@ def block_slot(slot_id: str, session: SessionDep, caller: StaffCaller) -> SlotRe
 
 
 @router.post("/appointments", response_model=AppointmentRead, status_code=201)
-def book(body: AppointmentCreate, session: SessionDep, caller: CallerDep) -> AppointmentRead:
+async def book(body: AppointmentCreate, work: WorkDep) -> AppointmentRead:
     """Book a slot for a patient (a patient for themself, staff for a patient they care for); 409 when taken."""
-    return service.book(session, caller=caller, data=body)
+    return await work.run(service.book, AppointmentRead, data=body)
 
 
 @router.get("/appointments", response_model=list[AppointmentRead])

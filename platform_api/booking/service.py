@@ -10,20 +10,26 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from platform_api.assessments.models import Assessment
-from platform_api.audit.service import record, record_read
+from platform_api.audit.service import insert_record, record, record_read
 from platform_api.auth.models import Role, User
 from platform_api.booking.cadence import area_reduction, cadence
 from platform_api.booking.models import Appointment, AppointmentStatus, Calendar, Slot, SlotStatus
-from platform_api.booking.schemas import AppointmentCreate, AvailabilityCreate, FollowUpRead, SlotRead
+from platform_api.booking.schemas import AppointmentCreate, AppointmentRead, AvailabilityCreate, FollowUpRead, SlotRead
 from platform_api.db import new_id, utcnow
 from platform_api.errors import Conflict, Forbidden, Invalid, NotFound
 from platform_api.patients.models import CareAssignment
-from platform_api.patients.service import can_see, visible_ids, visible_patient, visible_wound
+from platform_api.patients.service import (
+    can_see,
+    require_visible_patient,
+    visible_ids,
+    visible_patient,
+    visible_wound,
+)
 
 if TYPE_CHECKING:
     from platform_api.deps import Caller
@@ -125,38 +131,45 @@ def _own_slot(session: Session, *, caller: Caller, slot_id: str) -> Slot:
     return slot
 
 
-def book(session: Session, *, caller: Caller, data: AppointmentCreate) -> Appointment:
+def book(session: Session, *, caller: Caller, data: AppointmentCreate) -> AppointmentRead:
     """Book an open slot for a patient the caller may see; exactly one of concurrent requests wins a slot."""
-    visible_patient(session, caller=caller, patient_id=data.patient_id)
+    require_visible_patient(session, caller=caller, patient_id=data.patient_id)
     if data.wound_id is not None:
         wound = visible_wound(session, caller=caller, wound_id=data.wound_id)
         if wound.patient_id != data.patient_id:
             raise Invalid(f"wound {data.wound_id} is not this patient's")
     slot = _take(session, slot_id=data.slot_id)
-    # the id is set here, so the insert and its audit record go in one flush at commit
-    appointment = Appointment(id=new_id(), slot_id=slot.id, patient_id=data.patient_id, wound_id=data.wound_id,
-                              provider_id=slot.provider_id, starts_at=slot.starts_at, ends_at=slot.ends_at,
-                              reason=data.reason, booked_by=caller.user.id)
-    session.add(appointment)
-    record(session, caller=caller, action="create", resource_type="appointment", resource_id=appointment.id,
-           patient_id=data.patient_id)
+    appointment = AppointmentRead(id=new_id(), slot_id=slot.id, patient_id=data.patient_id, wound_id=data.wound_id,
+                                  provider_id=slot.provider_id, starts_at=slot.starts_at, ends_at=slot.ends_at,
+                                  status=AppointmentStatus.booked, reason=data.reason, booked_by=caller.user.id,
+                                  created_at=utcnow(), cancelled_at=None)
+    session.execute(_NEW_APPOINTMENT, appointment.model_dump(exclude={"cancelled_at"}))
+    insert_record(session, caller=caller, action="create", resource_type="appointment", resource_id=appointment.id,
+                  patient_id=data.patient_id)
     session.commit()
     return appointment
 
 
-def _take(session: Session, *, slot_id: str) -> Slot:
+# Booking is the busiest write: its statements are built once, in Core (one INSERT, no unit of work)
+_SLOTS = Slot.__table__
+_SLOT = select(_SLOTS).where(_SLOTS.c.id == bindparam("slot_id"))
+_SLOT_STATUS = select(_SLOTS.c.status).where(_SLOTS.c.id == bindparam("slot_id"))
+_TAKE = (update(_SLOTS).where(_SLOTS.c.id == bindparam("slot_id"), _SLOTS.c.status == SlotStatus.open)
+         .values(status=SlotStatus.booked))
+_NEW_APPOINTMENT = insert(Appointment.__table__)
+
+
+def _take(session: Session, *, slot_id: str) -> Row:
     """The slot, booked by this transaction: one conditional UPDATE decides between concurrent requests (a loser's
     UPDATE waits for the winner's commit, then matches no row)."""
-    slot = session.get(Slot, slot_id)
+    slot = session.execute(_SLOT, {"slot_id": slot_id}).one_or_none()
     if slot is None:
         raise NotFound(f"no slot {slot_id}")
     if slot.starts_at <= utcnow():
         raise Invalid("this slot is in the past")
-    taken = session.execute(update(Slot).where(Slot.id == slot.id, Slot.status == SlotStatus.open)
-                            .values(status=SlotStatus.booked), execution_options=NO_SYNC).rowcount
-    if not taken:
-        session.refresh(slot)
-        raise Conflict("slot already booked" if slot.status == SlotStatus.booked else "slot is not open for booking")
+    if session.execute(_TAKE, {"slot_id": slot.id}).rowcount != 1:
+        status = session.scalar(_SLOT_STATUS, {"slot_id": slot.id})
+        raise Conflict("slot already booked" if status == SlotStatus.booked else "slot is not open for booking")
     return slot
 
 

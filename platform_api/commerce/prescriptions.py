@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, or_, select, update
 from sqlalchemy.orm import Session
 
 from platform_api.audit.service import add_recorded, record, record_read
@@ -73,8 +73,9 @@ def revoke(session: Session, *, caller: Caller, prescription_id: str) -> Prescri
     return prescription
 
 
-def draw(session: Session, *, patient_id: str, product: Product, quantity: int) -> str:
-    """Take `quantity` from a valid clinician's prescription covering this product; its id. No commit.
+def draw(session: Session, *, patient_id: str, product: Product | Row, quantity: int) -> str:
+    """Take `quantity` from a valid clinician's prescription covering this product (a Product or a row with its
+    id, dressing_type, name and sku); its id. No commit.
 
     Valid: not revoked, not expired, written for this patient by a clinician, naming the product or its
     dressing type, with enough left. A prescription of the product itself is used before one of its type.

@@ -17,7 +17,7 @@ from platform_api.commerce.schemas import (
     ProductRead,
     ProductUpdate,
 )
-from platform_api.deps import AdminCaller, CallerDep, Limit, Offset, SessionDep, SettingsDep
+from platform_api.deps import AdminCaller, CallerDep, Limit, Offset, SessionDep, SettingsDep, WorkDep
 
 router = APIRouter(tags=["commerce"])
 
@@ -93,9 +93,9 @@ def remove_cart_item(patient_id: str, product_id: str, session: SessionDep, call
 
 
 @router.post("/patients/{patient_id}/orders", response_model=OrderRead, status_code=201)
-def checkout(patient_id: str, session: SessionDep, caller: CallerDep) -> OrderRead:
+async def checkout(patient_id: str, work: WorkDep) -> OrderRead:
     """Check the cart out into an order awaiting payment (prescriptions checked, stock taken)."""
-    return service.checkout(session, caller=caller, patient_id=patient_id)
+    return await work.run(service.checkout, OrderRead, patient_id=patient_id)
 
 
 @router.get("/patients/{patient_id}/orders", response_model=list[OrderRead])

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from platform_api.audit.service import record, record_read
+from platform_api.audit.service import insert_record, record, record_read
 from platform_api.auth.models import Role
 from platform_api.commerce import prescriptions
 from platform_api.commerce.models import CartItem, Inventory, Order, OrderLine, OrderStatus, Product
-from platform_api.commerce.schemas import CartLineRead, CartRead, ProductRead
+from platform_api.commerce.schemas import CartLineRead, CartRead, OrderRead, ProductRead
 from platform_api.db import new_id, utcnow
 from platform_api.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from platform_api.patients.service import can_see, visible_patient
+from platform_api.patients.service import can_see, require_visible_patient, visible_patient
 
 if TYPE_CHECKING:
     from platform_api.deps import Caller
@@ -30,7 +30,7 @@ BUYERS = (Role.patient, Role.clinician, Role.caregiver)
 
 
 def _buyer(session: Session, caller: Caller, patient_id: str) -> None:
-    visible_patient(session, caller=caller, patient_id=patient_id)
+    require_visible_patient(session, caller=caller, patient_id=patient_id)
     if caller.role not in BUYERS:
         raise Forbidden("a patient orders for themself, or a clinician or caregiver for a patient in their care")
 
@@ -91,50 +91,71 @@ def remove_item(session: Session, *, caller: Caller, patient_id: str, product_id
 # ---------------------------------------------------------------------------------------------------- orders
 
 
-def checkout(session: Session, *, caller: Caller, patient_id: str) -> Order:
+def checkout(session: Session, *, caller: Caller, patient_id: str) -> OrderRead:
     """Turn the cart into an order awaiting payment, all or nothing (422 prescription, 409 out of stock)."""
     _buyer(session, caller, patient_id)
-    items = session.execute(select(CartItem.quantity, Product).join(Product, Product.id == CartItem.product_id)
-                            .where(CartItem.patient_id == patient_id).order_by(Product.id)).all()
+    items = session.execute(_CART, {"patient_id": patient_id}).all()
     _check_cart(items)
-    # the id is set here and the lines hang on the order, so the inserts go in one flush at commit and the reply
-    # needs no second read of the lines
-    order = Order(id=new_id(), patient_id=patient_id, placed_by=caller.user.id, status=OrderStatus.pending_payment,
-                  currency=items[0][1].currency, total_minor=sum(q * p.price_minor for q, p in items), lines=[])
-    session.add(order)
+    order = {"id": new_id(), "patient_id": patient_id, "placed_by": caller.user.id,
+             "status": OrderStatus.pending_payment, "currency": items[0].currency,
+             "total_minor": sum(item.quantity * item.price_minor for item in items), "created_at": utcnow(),
+             "paid_at": None, "cancelled_at": None}
     try:
-        session.execute(delete(CartItem).where(CartItem.patient_id == patient_id), execution_options=NO_SYNC)
-        record(session, caller=caller, action="create", resource_type="order", resource_id=order.id,
-               patient_id=patient_id)
-        # stock last: the inventory rows stay locked from here to the commit only
-        for quantity, product in items:
-            order.lines.append(_line(session, order, product, quantity))
+        session.execute(_NEW_ORDER, order)
+        session.execute(_EMPTY_CART, {"patient_id": patient_id})
+        insert_record(session, caller=caller, action="create", resource_type="order", resource_id=order["id"],
+                      patient_id=patient_id)
+        lines = [_line(session, order, item) for item in items]
+        # stock last: the inventory rows, which concurrent checkouts share, stay locked from here to the commit only
+        for item in items:
+            _take_stock(session, item)
         session.commit()
     except (DomainError, IntegrityError):
         session.rollback()  # the stock and prescriptions taken by earlier lines go back
         raise
-    return order
+    return OrderRead(**order, lines=lines)
 
 
-def _check_cart(items: list) -> None:
+# Checkout is the busiest write with the most statements: they are built once, in Core (no unit of work)
+_ITEMS, _PRODUCTS, _STOCK = CartItem.__table__, Product.__table__, Inventory.__table__
+_CART = (select(_ITEMS.c.quantity, _PRODUCTS.c.id, _PRODUCTS.c.sku, _PRODUCTS.c.name, _PRODUCTS.c.dressing_type,
+                _PRODUCTS.c.prescription_only, _PRODUCTS.c.price_minor, _PRODUCTS.c.currency, _PRODUCTS.c.active)
+         .join_from(_ITEMS, _PRODUCTS, _PRODUCTS.c.id == _ITEMS.c.product_id)
+         .where(_ITEMS.c.patient_id == bindparam("patient_id")).order_by(_PRODUCTS.c.id))
+_NEW_ORDER = insert(Order.__table__)
+_EMPTY_CART = delete(_ITEMS).where(_ITEMS.c.patient_id == bindparam("patient_id"))
+_TAKE_STOCK = (update(_STOCK)
+               .where(_STOCK.c.product_id == bindparam("product"), _STOCK.c.on_hand >= bindparam("quantity"))
+               .values(on_hand=_STOCK.c.on_hand - bindparam("quantity"), updated_at=bindparam("now")))
+_NEW_LINE = insert(OrderLine.__table__)
+
+
+def _check_cart(items: list[Row]) -> None:
     if not items:
         raise Invalid("the cart is empty")
-    if stopped := [product for _, product in items if not product.active]:
+    if stopped := [item for item in items if not item.active]:
         raise Invalid(f"{stopped[0].name} ({stopped[0].sku}) is no longer sold; take it out of the cart")
-    if len({product.currency for _, product in items}) > 1:
+    if len({item.currency for item in items}) > 1:
         raise Invalid("the cart mixes currencies; one order is paid in one currency")
 
 
-def _line(session: Session, order: Order, product: Product, quantity: int) -> OrderLine:
+def _line(session: Session, order: dict, item: Row) -> dict:
+    """Insert the order line of a cart item (drawing on a prescription when it needs one); its values."""
     prescription_id = None
-    if product.prescription_only:
-        prescription_id = prescriptions.draw(session, patient_id=order.patient_id, product=product, quantity=quantity)
-    take = (update(Inventory).where(Inventory.product_id == product.id, Inventory.on_hand >= quantity)
-            .values(on_hand=Inventory.on_hand - quantity, updated_at=utcnow()))
-    if session.execute(take, execution_options=NO_SYNC).rowcount != 1:
-        raise Conflict(f"out of stock: {product.name} ({product.sku}) has fewer than {quantity} on hand")
-    return OrderLine(order_id=order.id, product_id=product.id, sku=product.sku, name=product.name,
-                     quantity=quantity, unit_price_minor=product.price_minor, prescription_id=prescription_id)
+    if item.prescription_only:
+        prescription_id = prescriptions.draw(session, patient_id=order["patient_id"], product=item,
+                                             quantity=item.quantity)
+    line = {"id": new_id(), "order_id": order["id"], "product_id": item.id, "sku": item.sku, "name": item.name,
+            "quantity": item.quantity, "unit_price_minor": item.price_minor, "prescription_id": prescription_id,
+            "created_at": utcnow()}
+    session.execute(_NEW_LINE, line)
+    return line
+
+
+def _take_stock(session: Session, item: Row) -> None:
+    taken = session.execute(_TAKE_STOCK, {"product": item.id, "quantity": item.quantity, "now": utcnow()})
+    if taken.rowcount != 1:
+        raise Conflict(f"out of stock: {item.name} ({item.sku}) has fewer than {item.quantity} on hand")
 
 
 def cancel(session: Session, *, caller: Caller, order_id: str) -> Order:
@@ -208,6 +229,11 @@ def mark_unpaid(session: Session, *, order_id: str) -> None:
 def mark_refunded(session: Session, *, order_id: str) -> None:
     """Paid -> refunded, once the whole payment went back. No commit."""
     _move(session, order_id, OrderStatus.paid, OrderStatus.refunded)
+
+
+def mark_refund_reversed(session: Session, *, order_id: str) -> None:
+    """Refunded -> paid again, when the provider reversed the refund that completed it. No commit."""
+    _move(session, order_id, OrderStatus.refunded, OrderStatus.paid)
 
 
 def _move(session: Session, order_id: str, old: OrderStatus, new: OrderStatus, **values) -> None:

@@ -16,12 +16,15 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from platform_api.assessments.models import Assessment
 from platform_api.patients.models import Patient, Wound
 
+FHIR_JSON = "application/fhir+json"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
-# our own CodeSystems (what LOINC has no code for); the canonical base must stay stable across deployments
-LOCAL = "https://coherency.example.org/fhir/CodeSystem"
-MEASUREMENT_SYSTEM = f"{LOCAL}/wound-measurement"
-TISSUE_SYSTEM = f"{LOCAL}/wound-tissue"
+# our own CodeSystems (what LOINC has no code for), all under this one canonical base (docs/platform-api.md);
+# it must stay the same across deployments and releases, or codes already sent would no longer match
+CODE_SYSTEM_BASE = "https://coherency.example.org/fhir/CodeSystem"
+MEASUREMENT_SYSTEM = f"{CODE_SYSTEM_BASE}/wound-measurement"
+TISSUE_SYSTEM = f"{CODE_SYSTEM_BASE}/wound-tissue"
+ERROR_SYSTEM = f"{CODE_SYSTEM_BASE}/api-error"  # the API's error codes, in OperationOutcome issues
 CATEGORY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "exam",
                         "display": "Exam"}]}
 SIZE_PANEL = ("72287-6", "Wound size panel")

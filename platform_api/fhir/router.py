@@ -7,10 +7,13 @@ from fastapi.responses import Response
 
 from platform_api.deps import CallerDep, SessionDep
 from platform_api.fhir import service
+from platform_api.fhir.resources import FHIR_JSON
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
-FHIR_JSON = "application/fhir+json"
-FHIR_RESPONSE = {200: {"content": {FHIR_JSON: {}}}}
+OUTCOME_SCHEMA = {"type": "object", "required": ["resourceType", "issue"],
+                  "properties": {"resourceType": {"const": "OperationOutcome"}, "issue": {"type": "array"}}}
+OUTCOME = {"description": "the error, as a FHIR OperationOutcome", "content": {FHIR_JSON: {"schema": OUTCOME_SCHEMA}}}
+FHIR_RESPONSE = {200: {"content": {FHIR_JSON: {}}}, 401: OUTCOME, 404: OUTCOME, 422: OUTCOME}
 
 
 def fhir_response(resource) -> Response:

@@ -2,7 +2,8 @@
 transaction as the status change it accounts for.
 
 Accounts: provider_clearing (money the payment provider holds for us), sales (what patients paid for dressings),
-refunds (a contra-revenue account: what went back to them).
+refunds (a contra-revenue account: what went back to them). A refund that fails after it succeeded is reversed
+by a refund_reversal posting (the refund's posting, mirrored), never by deleting rows.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from platform_api.db import new_id
 from platform_api.payments.models import LedgerEntry, PaymentIntent, Side
 
 CLEARING, SALES, REFUNDS = "provider_clearing", "sales", "refunds"
-POSTINGS = {"capture": (CLEARING, SALES), "refund": (REFUNDS, CLEARING)}  # kind -> (debited, credited)
+# kind -> (debited, credited)
+POSTINGS = {"capture": (CLEARING, SALES), "refund": (REFUNDS, CLEARING), "refund_reversal": (CLEARING, REFUNDS)}
 
 
 def post(session: Session, *, intent: PaymentIntent, kind: str, amount_minor: int, provider_ref: str | None) -> str:

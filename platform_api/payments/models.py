@@ -1,12 +1,12 @@
-"""Payment intents, the double-entry ledger, stored idempotent responses, processed webhook events, and the
-sandbox provider's own book of charges."""
+"""Payment intents, their refunds, the double-entry ledger, stored idempotent responses, processed webhook events,
+and the sandbox provider's own book of charges and of the idempotency keys it was sent."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Enum, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from platform_api.db import Base, IdMixin, utcnow
@@ -20,6 +20,13 @@ class IntentStatus(enum.StrEnum):
     refunded = "refunded"  # the whole captured amount went back
     failed = "failed"  # declined, or the provider failed
     canceled = "canceled"  # the authorization was released
+
+
+class RefundStatus(enum.StrEnum):
+    requested = "requested"  # the amount is reserved on the intent (refunding_minor); the provider not yet answered
+    pending = "pending"  # the provider took the refund and has not finished it (still reserved)
+    succeeded = "succeeded"  # the money went back: refunded_minor and the ledger hold it
+    failed = "failed"  # refused, or reversed after it succeeded: neither reserved nor refunded any more
 
 
 class Side(enum.StrEnum):
@@ -54,6 +61,24 @@ class PaymentIntent(IdMixin, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Refund(IdMixin, Base):
+    """One refund of a captured intent, ours or one made at the provider (its dashboard); its status moves only
+    forward, by conditional UPDATEs, so each change of money is applied once."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[RefundStatus] = mapped_column(Enum(RefundStatus, native_enum=False, length=12))
+    # the idempotency key we ask the provider under; None for a refund made at the provider
+    request_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    provider_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
+    failure_message: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class LedgerEntry(IdMixin, Base):
     """One side of a double-entry posting; the rows of one `posting_id` balance (debits == credits)."""
 
@@ -62,7 +87,7 @@ class LedgerEntry(IdMixin, Base):
 
     posting_id: Mapped[str] = mapped_column(String(36), index=True)
     intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # capture, refund
+    kind: Mapped[str] = mapped_column(String(16))  # capture, refund, refund_reversal
     account: Mapped[str] = mapped_column(String(40))
     side: Mapped[Side] = mapped_column(Enum(Side, native_enum=False, length=8))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
@@ -71,10 +96,11 @@ class LedgerEntry(IdMixin, Base):
 
 
 class IdempotencyRecord(IdMixin, Base):
-    """A mutating payment call's key, its request's fingerprint and, once done, the response it got."""
+    """A mutating payment call's key, its request's fingerprint and, once done, the response it got. It expires
+    a while after created_at (settings.idempotency_ttl_hours); the index finds the expired ones to purge."""
 
     __tablename__ = "idempotency_records"
-    __table_args__ = (UniqueConstraint("user_id", "key"),)
+    __table_args__ = (UniqueConstraint("user_id", "key"), Index("ix_idempotency_records_created_at", "created_at"))
 
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     key: Mapped[str] = mapped_column(String(255))
@@ -82,6 +108,8 @@ class IdempotencyRecord(IdMixin, Base):
     status_code: Mapped[int | None]  # None while the first request is still running
     response_body: Mapped[dict | None] = mapped_column(JSON)
     completed_at: Mapped[datetime | None]
+    # when the running request took the key: past the lease a retry may take it over (None: older records)
+    locked_at: Mapped[datetime | None] = mapped_column(default=utcnow)
 
 
 class WebhookEvent(IdMixin, Base):
@@ -110,4 +138,16 @@ class SandboxCharge(Base):
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     captures: Mapped[int] = mapped_column(default=0)
     refunds: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SandboxRequest(Base):
+    """The sandbox provider's memory of idempotency keys, as Stripe's: a repeated key gets the first answer
+    again, a key sent with other parameters is refused."""
+
+    __tablename__ = "sandbox_requests"
+
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

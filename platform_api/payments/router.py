@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from platform_api.deps import AdminCaller, CallerDep, SessionDep, SettingsDep
-from platform_api.payments import service, webhooks
+from platform_api.payments import refunds, service, webhooks
 from platform_api.payments.idempotency import IdempotencyKey, once
 from platform_api.payments.providers import ProviderDep
 from platform_api.payments.schemas import IntentCreate, IntentRead, LedgerEntryRead, RefundCreate, WebhookReceipt
+from platform_api.settings import Settings
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 REPLAY = {"description": "the stored response of the first request with this Idempotency-Key, replayed"}
@@ -21,31 +23,36 @@ async def raw_body(request: Request) -> bytes:
 
 @router.post("/intents", response_model=IntentRead, status_code=201, responses={402: {"description": "declined"}})
 def create_intent(body: IntentCreate, session: SessionDep, caller: CallerDep, provider: ProviderDep,
-                  key: IdempotencyKey) -> JSONResponse:
+                  settings: SettingsDep, key: IdempotencyKey) -> JSONResponse:
     """Authorize an order's total (the patient, or staff who can see the patient)."""
-    return once(session, caller=caller, key=key, request=body, status=201,
-                work=lambda: IntentRead.model_validate(service.create_intent(
+    return once(session, caller=caller, settings=settings, key=key, request=body, status=201,
+                work=lambda _operation: IntentRead.model_validate(service.create_intent(
                     session, caller=caller, provider=provider, order_id=body.order_id,
-                    payment_method=body.payment_method)))
+                    payment_method=body.payment_method, lease=_lease(settings))))
 
 
 @router.post("/intents/{intent_id}/capture", response_model=IntentRead)
-def capture(intent_id: str, session: SessionDep, caller: CallerDep, provider: ProviderDep,
+def capture(intent_id: str, session: SessionDep, caller: CallerDep, provider: ProviderDep, settings: SettingsDep,
             key: IdempotencyKey) -> JSONResponse:
     """Capture an authorized payment; its order becomes paid."""
-    return once(session, caller=caller, key=key, request=None, status=200,
-                work=lambda: IntentRead.model_validate(service.capture(session, caller=caller, provider=provider,
-                                                                       intent_id=intent_id)))
+    return once(session, caller=caller, settings=settings, key=key, request=None, status=200,
+                work=lambda _operation: IntentRead.model_validate(service.capture(
+                    session, caller=caller, provider=provider, intent_id=intent_id, lease=_lease(settings))))
 
 
 @router.post("/intents/{intent_id}/refund", response_model=IntentRead)
 def refund(intent_id: str, body: RefundCreate, session: SessionDep, caller: AdminCaller, provider: ProviderDep,
-           key: IdempotencyKey) -> JSONResponse:
-    """Refund part or all of a captured payment (admins); a full refund marks the order refunded."""
-    return once(session, caller=caller, key=key, request=body, status=200,
-                work=lambda: IntentRead.model_validate(service.refund(
+           settings: SettingsDep, key: IdempotencyKey) -> JSONResponse:
+    """Refund part or all of a captured payment (admins); a full refund marks the order refunded. A refund the
+    provider has not finished is reserved (refunding_minor) until its webhook says how it ended."""
+    return once(session, caller=caller, settings=settings, key=key, request=body, status=200,
+                work=lambda operation: IntentRead.model_validate(refunds.refund(
                     session, caller=caller, provider=provider, intent_id=intent_id, amount_minor=body.amount_minor,
-                    key=key)))
+                    operation=operation)))
+
+
+def _lease(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.payment_lease_s)
 
 
 @router.get("/intents/{intent_id}", response_model=IntentRead)

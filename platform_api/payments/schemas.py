@@ -31,6 +31,7 @@ class IntentRead(BaseModel):
     currency: str
     captured_minor: int
     refunded_minor: int
+    refunding_minor: int = Field(description="refunds asked for that the provider has not finished")
     failure_message: str | None
     created_at: datetime
     updated_at: datetime

@@ -1,17 +1,20 @@
-"""Payment intents for orders: authorize, capture, refund, with the ledger posted in the same transaction.
+"""Payment intents for orders: authorize and capture, with the ledger posted in the same transaction (refunds:
+refunds.py).
 
 The provider is an outside system, so no transaction stays open while it is asked. Each step first claims
 the intent with a conditional UPDATE and commits (two requests cannot both capture, or refund past what was
 captured), then asks the provider, then settles (status, ledger, order) in one transaction, or undoes the
-claim when the provider refused.
+claim when the provider refused. A claim older than the lease (processing, capturing) was left by a request
+that died between its commits: the next request for that step takes it over and asks the provider again, under
+the same idempotency key, so the intent ends authorized, captured or failed and is never charged twice.
 """
 
 from __future__ import annotations
 
-import hashlib
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,9 +34,10 @@ NO_SYNC = {"synchronize_session": False}
 S = IntentStatus
 
 
-def create_intent(session: Session, *, caller: Caller, provider: Provider, order_id: str,
-                  payment_method: str) -> PaymentIntent:
-    """Authorize the order's total (the patient, or staff who can see the patient); 402 when declined."""
+def create_intent(session: Session, *, caller: Caller, provider: Provider, order_id: str, payment_method: str,
+                  lease: timedelta) -> PaymentIntent:
+    """Authorize the order's total (the patient, or staff who can see the patient); 402 when declined. An intent of
+    the order left processing past the lease is resumed instead of a new one."""
     order = commerce.order_for_payment(session, caller=caller, order_id=order_id)
     if order.total_minor <= 0:
         raise Invalid(f"order {order.id} has nothing to pay")
@@ -47,9 +51,14 @@ def create_intent(session: Session, *, caller: Caller, provider: Provider, order
         session.commit()
     except IntegrityError as e:
         session.rollback()
-        raise Conflict(f"order {order_id} has a payment in progress already; capture it or let it fail") from e
+        intent = session.scalar(select(PaymentIntent).where(PaymentIntent.active_order_id == order.id))
+        if intent is None or not take_over(session, intent.id, S.processing, lease):
+            raise Conflict(f"order {order_id} has a payment in progress already; capture it or let it fail") from e
+        record(session, caller=caller, action="update", resource_type="payment_intent", resource_id=intent.id,
+               patient_id=intent.patient_id)
+        session.commit()
     _authorize(session, intent, provider, payment_method)
-    return _fresh(session, intent)
+    return fresh(session, intent)
 
 
 def _authorize(session: Session, intent: PaymentIntent, provider: Provider, payment_method: str) -> None:
@@ -68,17 +77,19 @@ def _authorize(session: Session, intent: PaymentIntent, provider: Provider, paym
     session.commit()
 
 
-def capture(session: Session, *, caller: Caller, provider: Provider, intent_id: str) -> PaymentIntent:
-    """Capture an authorized intent and mark its order paid."""
-    intent = _visible(session, caller, intent_id)
-    if not move(session, intent.id, (S.requires_capture,), status=S.capturing):
-        raise Conflict(f"payment {intent_id} is {_fresh(session, intent).status.value}; only an authorized "
+def capture(session: Session, *, caller: Caller, provider: Provider, intent_id: str,
+            lease: timedelta) -> PaymentIntent:
+    """Capture an authorized intent and mark its order paid (or finish a capture left unfinished past the lease)."""
+    intent = visible_intent(session, caller, intent_id)
+    if move(session, intent.id, (S.requires_capture,), status=S.capturing):
+        try:
+            commerce.mark_paid(session, order_id=intent.order_id)  # claimed with the intent: no cancel slips in
+        except Conflict:
+            session.rollback()
+            raise
+    elif not take_over(session, intent.id, S.capturing, lease):  # the dead request marked the order paid
+        raise Conflict(f"payment {intent_id} is {fresh(session, intent).status.value}; only an authorized "
                        "payment can be captured")
-    try:
-        commerce.mark_paid(session, order_id=intent.order_id)  # claimed with the intent: no cancel slips in
-    except Conflict:
-        session.rollback()
-        raise
     record(session, caller=caller, action="update", resource_type="payment_intent", resource_id=intent.id,
            patient_id=intent.patient_id)
     session.commit()
@@ -93,7 +104,7 @@ def capture(session: Session, *, caller: Caller, provider: Provider, intent_id: 
         raise
     settle_capture(session, intent, (S.capturing,))
     session.commit()
-    return _fresh(session, intent)
+    return fresh(session, intent)
 
 
 def settle_capture(session: Session, intent: PaymentIntent, from_statuses: tuple[IntentStatus, ...]) -> bool:
@@ -105,51 +116,9 @@ def settle_capture(session: Session, intent: PaymentIntent, from_statuses: tuple
     return True
 
 
-def refund(session: Session, *, caller: Caller, provider: Provider, intent_id: str, amount_minor: int,
-           key: str) -> PaymentIntent:
-    """Give back part or all of a captured payment (never more than captured minus refunded)."""
-    intent = _visible(session, caller, intent_id)
-    fits = (PaymentIntent.refunded_minor + PaymentIntent.refunding_minor + amount_minor
-            <= PaymentIntent.captured_minor)
-    if not move(session, intent.id, (S.succeeded,), fits, refunding_minor=PaymentIntent.refunding_minor + amount_minor):
-        _refusal(_fresh(session, intent), amount_minor)
-    record(session, caller=caller, action="update", resource_type="payment_intent", resource_id=intent.id,
-           patient_id=intent.patient_id)
-    session.commit()
-    step = "refund-" + hashlib.sha256(f"{caller.user.id}:{key}".encode()).hexdigest()[:16]
-    try:
-        ref = provider.refund(provider_ref=intent.provider_ref, amount_minor=amount_minor,
-                              idempotency_key=stamp(intent.id, step))
-    except Exception:
-        session.rollback()
-        move(session, intent.id, (), refunding_minor=PaymentIntent.refunding_minor - amount_minor)
-        session.commit()
-        raise
-    _settle_refund(session, intent, amount_minor, ref)
-    session.commit()
-    return _fresh(session, intent)
-
-
-def _refusal(intent: PaymentIntent, amount_minor: int) -> None:
-    if intent.status != S.succeeded:
-        raise Conflict(f"payment {intent.id} is {intent.status.value}; only a captured payment can be refunded")
-    left = intent.captured_minor - intent.refunded_minor - intent.refunding_minor
-    raise Invalid(f"amount_minor {amount_minor} is more than the {left} {intent.currency} minor units "
-                  "that can still be refunded")
-
-
-def _settle_refund(session: Session, intent: PaymentIntent, amount_minor: int, ref: str) -> None:
-    move(session, intent.id, (), refunding_minor=PaymentIntent.refunding_minor - amount_minor,
-          refunded_minor=PaymentIntent.refunded_minor + amount_minor)
-    ledger.post(session, intent=intent, kind="refund", amount_minor=amount_minor, provider_ref=ref)
-    if move(session, intent.id, (S.succeeded,), PaymentIntent.refunded_minor == PaymentIntent.captured_minor,
-             status=S.refunded):
-        commerce.mark_refunded(session, order_id=intent.order_id)
-
-
 def get_intent(session: Session, *, caller: Caller, intent_id: str) -> PaymentIntent:
     """One payment intent."""
-    intent = _visible(session, caller, intent_id)
+    intent = visible_intent(session, caller, intent_id)
     record_read(session, caller=caller, resource_type="payment_intent", resource_id=intent.id,
                 patient_id=intent.patient_id)
     return intent
@@ -163,7 +132,8 @@ def list_ledger(session: Session, *, caller: Caller, intent_id: str | None, limi
     return rows
 
 
-def _visible(session: Session, caller: Caller, intent_id: str) -> PaymentIntent:
+def visible_intent(session: Session, caller: Caller, intent_id: str) -> PaymentIntent:
+    """The intent, when the caller may see its patient (404 otherwise)."""
     intent = session.get(PaymentIntent, intent_id)
     if intent is None or not can_see(session, user=caller.user, patient_id=intent.patient_id):
         raise NotFound(f"no payment intent {intent_id}")
@@ -179,6 +149,11 @@ def move(session: Session, intent_id: str, from_statuses: tuple[IntentStatus, ..
     return session.execute(query.values(**values, updated_at=utcnow()), execution_options=NO_SYNC).rowcount == 1
 
 
-def _fresh(session: Session, intent: PaymentIntent) -> PaymentIntent:
+def take_over(session: Session, intent_id: str, status: IntentStatus, lease: timedelta) -> bool:
+    """Claim an intent left in `status` longer than the lease (one request wins: a conditional UPDATE). No commit."""
+    return move(session, intent_id, (status,), PaymentIntent.updated_at <= utcnow() - lease)
+
+
+def fresh(session: Session, intent: PaymentIntent) -> PaymentIntent:
     session.refresh(intent)
     return intent

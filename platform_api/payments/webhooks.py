@@ -1,5 +1,9 @@
 """Provider webhooks: the signature is checked before anything is read, each event id is processed once (a
-unique constraint), and a payment intent event moves our intent as the provider says.
+unique constraint), a payment intent event moves our intent as the provider says, and a refund event moves the
+refund (refunds.py: each change of money once, so two events about one refund, or a replay, change nothing
+twice). Both providers send Stripe's event shapes: refund.created, refund.updated, refund.failed and
+charge.refund.updated carry a refund object (id, amount, currency, status, payment_intent, metadata); charge.refunded
+carries the charge (payment_intent), with its refunds under refunds.data when the API version lists them.
 
 Sandbox signature: "Coherency-Signature: t=UNIX_TIME,v1=HEX", HEX the HMAC-SHA256 of "t." + body under the
 webhook secret (Stripe's scheme, so Stripe's tools sign it too). Stripe: Stripe's own verifier. Both refuse a
@@ -20,7 +24,9 @@ from sqlalchemy.orm import Session
 
 from platform_api.commerce import service as commerce
 from platform_api.errors import Conflict, DomainError
-from platform_api.payments.models import IntentStatus, PaymentIntent, WebhookEvent
+from platform_api.payments import refunds
+from platform_api.payments.models import IntentStatus, PaymentIntent, Refund, WebhookEvent
+from platform_api.payments.providers import STRIPE_REFUND_STATUS
 from platform_api.payments.service import move, settle_capture
 
 log = logging.getLogger(__name__)
@@ -85,10 +91,9 @@ def _verify_stripe(body: bytes, header: str | None, secret: str) -> None:
 
 def receive(session: Session, *, provider: str, event: dict) -> bool:
     """Process a verified event once; False when it was processed before (a redelivery)."""
-    payload = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
-    ref = payload.get("id") if isinstance(payload, dict) and isinstance(payload.get("id"), str) else None
-    intent = session.scalar(select(PaymentIntent).where(PaymentIntent.provider == provider,
-                                                        PaymentIntent.provider_ref == ref)) if ref else None
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    payload = data.get("object") if isinstance(data.get("object"), dict) else {}
+    intent = _intent_of(session, provider, event["type"], payload)
     try:
         with session.begin_nested():
             session.add(WebhookEvent(provider=provider, event_id=event["id"], type=event["type"],
@@ -100,6 +105,16 @@ def receive(session: Session, *, provider: str, event: dict) -> bool:
         HANDLERS[event["type"]](session, intent, payload)
     session.commit()
     return True
+
+
+def _intent_of(session: Session, provider: str, kind: str, payload: dict) -> PaymentIntent | None:
+    # a payment_intent event carries the intent itself; refund, charge and dispute events name it
+    ref = payload.get("id") if kind.startswith("payment_intent.") else payload.get("payment_intent")
+    ref = ref.get("id") if isinstance(ref, dict) else ref  # Stripe expands it into the object on request
+    if not isinstance(ref, str) or not ref:
+        return None
+    return session.scalar(select(PaymentIntent).where(PaymentIntent.provider == provider,
+                                                      PaymentIntent.provider_ref == ref))
 
 
 def _succeeded(session: Session, intent: PaymentIntent, _payload: dict) -> None:
@@ -123,5 +138,42 @@ def _canceled(session: Session, intent: PaymentIntent, _payload: dict) -> None:
     move(session, intent.id, (S.processing, S.requires_capture), status=S.canceled, active_order_id=None)
 
 
+def _refund_changed(session: Session, intent: PaymentIntent, payload: dict) -> None:
+    ref, status = payload.get("id"), STRIPE_REFUND_STATUS.get(payload.get("status"))
+    if not isinstance(ref, str) or status is None:
+        log.warning("payment intent %s: a refund event without a refund id or a known status", intent.id)
+        return
+    known = _known_refund(session, intent, payload, ref)
+    failure = payload.get("failure_reason") if isinstance(payload.get("failure_reason"), str) else None
+    if known is not None:
+        refunds.advance(session, known, status, provider_ref=ref, failure_message=failure)
+    elif _amount(payload.get("amount")) and str(payload.get("currency", intent.currency)).upper() == intent.currency:
+        refunds.learn(session, intent=intent, provider_ref=ref, amount_minor=payload["amount"], status=status)
+    else:
+        log.warning("payment intent %s: refund %s has no usable amount or currency; not applied", intent.id, ref)
+
+
+def _charge_refunded(session: Session, intent: PaymentIntent, payload: dict) -> None:
+    listed = payload.get("refunds").get("data") if isinstance(payload.get("refunds"), dict) else None
+    for refund in listed if isinstance(listed, list) else []:  # unlisted ones come as refund.* events too
+        if isinstance(refund, dict):
+            _refund_changed(session, intent, refund)
+
+
+def _known_refund(session: Session, intent: PaymentIntent, payload: dict, ref: str) -> Refund | None:
+    """Ours by the id we sent as metadata (the event may come before our call's answer), else by reference."""
+    metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+    ours = metadata.get("coherency_refund")
+    found = session.get(Refund, ours) if isinstance(ours, str) else None
+    found = found or session.scalar(select(Refund).where(Refund.provider_ref == ref))
+    return found if found is not None and found.intent_id == intent.id else None
+
+
+def _amount(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 100_000_000_000
+
+
 HANDLERS = {"payment_intent.succeeded": _succeeded, "payment_intent.payment_failed": _failed,
-            "payment_intent.canceled": _canceled}
+            "payment_intent.canceled": _canceled, "refund.created": _refund_changed,
+            "refund.updated": _refund_changed, "refund.failed": _refund_changed,
+            "charge.refund.updated": _refund_changed, "charge.refunded": _charge_refunded}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 
 import pytest
@@ -14,7 +15,7 @@ import platform_api.tables  # noqa: F401 - the whole schema
 from platform_api.auth.models import Role, User
 from platform_api.auth.security import encode_token, hash_password
 from platform_api.db import engine_for
-from platform_api.deps import get_session
+from platform_api.deps import get_session, session_source
 from platform_api.main import create_app
 from platform_api.patients.models import CareAssignment, Patient, Wound
 from platform_api.settings import Settings
@@ -65,6 +66,7 @@ def app(settings, session):
             session.rollback()  # what a failed request left uncommitted (committed work is a released savepoint)
 
     app.dependency_overrides[get_session] = test_session
+    app.dependency_overrides[session_source] = lambda: contextmanager(test_session)  # the routes on deps.Work
     return app
 
 

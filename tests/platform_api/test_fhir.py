@@ -8,10 +8,12 @@ from datetime import timedelta
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
 from platform_api.auth.models import Role
-from platform_api.fhir.resources import LOINC, MEASUREMENT_SYSTEM, TISSUE_SYSTEM, UCUM
+from platform_api.errors import Forbidden
+from platform_api.fhir.resources import ERROR_SYSTEM, LOINC, MEASUREMENT_SYSTEM, TISSUE_SYSTEM, UCUM
 from tests.platform_api.test_assessments_api import T0, stored_assessment
 
 FHIR_JSON = "application/fhir+json"
@@ -28,6 +30,17 @@ def ward(make_user, make_patient, make_wound):
         patient_user = make_user(Role.patient, patient)
 
     return Ward
+
+
+def outcome(response, issue_type: str, code: str) -> OperationOutcome:
+    """The response's OperationOutcome, checked: FHIR's media type, one error issue of this type and our code."""
+    assert response.headers["content-type"].startswith(FHIR_JSON), response.headers["content-type"]
+    parsed = OperationOutcome.model_validate_json(response.content)
+    (issue,) = parsed.issue
+    assert (issue.severity, issue.code) == ("error", issue_type)
+    assert [(c.system, c.code) for c in issue.details.coding] == [(ERROR_SYSTEM, code)]
+    assert issue.diagnostics == issue.details.text and issue.diagnostics
+    return parsed
 
 
 def components(observation: Observation) -> dict[str, tuple[str, float, str, str]]:
@@ -49,7 +62,7 @@ def test_patient_resource(client, auth, ward, make_user):
     assert [(i.type.coding[0].code, i.value) for i in patient.identifier] == [("MR", "MRN-77")]
     assert client.get(f"/fhir/Patient/{ward.patient.id}", headers=auth(ward.patient_user)).status_code == 200
     refused = client.get(f"/fhir/Patient/{ward.patient.id}", headers=auth(ward.stranger))
-    assert refused.status_code == 404 and set(refused.json()) == {"error", "code"}
+    assert refused.status_code == 404 and outcome(refused, "not-found", "not_found")
 
 
 def test_observations_of_stored_assessments(client, auth, ward, session):
@@ -91,3 +104,34 @@ def test_observation_access_and_audit(client, auth, ward, session, make_user):
     records = client.get("/audit", params={"patient_id": ward.patient.id}, headers=auth(make_user(Role.admin))).json()
     reads = {(r["actor_id"], r["resource_type"], r["path"]) for r in records if r["action"] == "read"}
     assert (ward.patient_user.id, "assessment", "/fhir/Observation") in reads
+
+
+def test_fhir_errors_are_operation_outcomes(app, client, auth, ward):
+    clinician = auth(ward.clinician)
+    unknown = client.get("/fhir/Patient/no-such-patient", headers=clinician)
+    assert unknown.status_code == 404
+    assert "no-such-patient" in outcome(unknown, "not-found", "not_found").issue[0].diagnostics
+    unsigned = client.get(f"/fhir/Patient/{ward.patient.id}")
+    assert unsigned.status_code == 401 and unsigned.headers["WWW-Authenticate"] == "Bearer"
+    outcome(unsigned, "login", "unauthorized")
+    for bad_search in ({}, {"patient": "x" * 61}):
+        refused = client.get("/fhir/Observation", params=bad_search, headers=clinician)
+        assert refused.status_code == 422
+        assert "patient" in outcome(refused, "invalid", "invalid").issue[0].diagnostics
+    assert outcome(client.post(f"/fhir/Patient/{ward.patient.id}", headers=clinician), "not-supported",
+                   "method_not_allowed")
+    assert outcome(client.get("/fhir/Encounter/1", headers=clinician), "not-found", "not_found")
+
+    @app.get("/fhir/forbidden-probe")
+    def forbidden_probe():  # a /fhir route that refuses, as a role check does
+        raise Forbidden("this needs the role admin")
+
+    forbidden = client.get("/fhir/forbidden-probe", headers=clinician)
+    assert forbidden.status_code == 403 and outcome(forbidden, "forbidden", "forbidden")
+
+
+def test_the_rest_of_the_api_keeps_its_error_shape(client, auth, ward):
+    for path in ("/patients/no-such-patient", "/fhirish/Patient/1"):
+        refused = client.get(path, headers=auth(ward.clinician))
+        assert refused.status_code == 404 and refused.headers["content-type"] == "application/json"
+        assert set(refused.json()) == {"error", "code"}

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from platform_api.commerce.models import Order
 from platform_api.errors import Upstream
 from platform_api.payments import idempotency, webhooks
-from platform_api.payments.models import IdempotencyRecord, PaymentIntent, SandboxCharge
+from platform_api.payments.models import IdempotencyRecord, PaymentIntent, RefundStatus, SandboxCharge
 from platform_api.payments.providers import PaymentDeclined, SandboxProvider, StripeProvider, get_provider
 from platform_api.payments.schemas import IntentCreate
 from platform_api.settings import Settings
@@ -330,13 +330,15 @@ def test_stripe_adapter_uses_manual_capture_and_idempotency_keys():
     assert provider.authorize(amount_minor=2900, currency="EUR", payment_method="pm_card_visa", reference="i-1",
                               idempotency_key="k-auth") == "pi_1"
     provider.capture(provider_ref="pi_1", amount_minor=2900, idempotency_key="k-capture")
-    assert provider.refund(provider_ref="pi_1", amount_minor=500, idempotency_key="k-refund") == "re_1"
+    assert provider.refund(provider_ref="pi_1", amount_minor=500, idempotency_key="k-refund",
+                           reference="r-1") == ("re_1", RefundStatus.succeeded)
     (m1, u1, h1, d1), (_, u2, _, d2), (_, u3, h3, d3) = http.sent
     assert (m1, u1) == ("post", "https://api.stripe.com/v1/payment_intents")
     assert "capture_method=manual" in d1 and "amount=2900" in d1 and "currency=eur" in d1
     assert h1["Idempotency-Key"] == "k-auth" and h1["Authorization"] == "Bearer sk_test_offline"
     assert u2.endswith("/v1/payment_intents/pi_1/capture") and "amount_to_capture=2900" in d2
     assert u3.endswith("/v1/refunds") and "payment_intent=pi_1" in d3 and h3["Idempotency-Key"] == "k-refund"
+    assert "metadata[coherency_refund]=r-1" in d3  # the refund's events name our refund
 
 
 def test_stripe_adapter_maps_declines_and_failures():

@@ -5,6 +5,7 @@ trend arithmetic, reports from stored assessments, object storage, and the servi
 from __future__ import annotations
 
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -263,3 +264,33 @@ def test_a_service_that_does_not_answer_in_time_is_upstream(monkeypatch):
     monkeypatch.setattr(serving_client.httpx, "post", slow)
     with pytest.raises(Upstream, match="within 2 s"):
         serving_client.assess(Settings(serving_timeout_s=2), scan=PLY, scan_format="ply")
+
+
+def test_s3_storage_through_an_s3_compatible_server(monkeypatch):
+    """storage_url s3://bucket/prefix against a real S3 protocol server on loopback (moto's, as MinIO would be)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        for name, value in {"AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "local",
+                            "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(name, value)
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="coherency-scans")
+        storage = Storage("s3://coherency-scans/objects")
+        storage.put("scans/a/scan.ply", PLY)
+        # the object is where the key says, read back through the S3 API itself
+        body = s3.get_object(Bucket="coherency-scans", Key="objects/scans/a/scan.ply")["Body"].read()
+        assert body == PLY and storage.get("scans/a/scan.ply") == PLY and storage.exists("scans/a/scan.ply")
+        with pytest.raises(NotFound):
+            storage.get("scans/b/scan.ply")
+        with pytest.raises(ValueError):
+            storage.put("../escape", b"x")
+    finally:
+        server.stop()

@@ -24,10 +24,10 @@ ENCLOSED = 0.75  # share of a data gap's rim that must be skin for the gap to co
 MIN_SUPPORT = 0.3  # least share of the kernel over data that the expected density is scaled down to
 
 
-def skin_spacing(uv_skin: np.ndarray, sample: int = 4000) -> float:
+def skin_spacing(skin_tree: cKDTree, sample: int = 4000) -> float:
     """Side of the patch of skin each point stands for: sqrt(area per point), from 8-neighbour discs."""
-    pick = uv_skin[:: max(1, len(uv_skin) // sample)]
-    r8 = cKDTree(uv_skin).query(pick, k=9, workers=-1)[0][:, -1]
+    pick = skin_tree.data[:: max(1, skin_tree.n // sample)]
+    r8 = skin_tree.query(pick, k=9, workers=-1)[0][:, -1]
     # the median ignores points on the wound's edge, whose neighbours all lie on one side
     return float(np.sqrt(np.pi * np.median(r8) ** 2 / 8))
 
@@ -83,11 +83,12 @@ def opening_field(grid: Grid, uv: np.ndarray, is_wound: np.ndarray, surface: Ski
         vote: the wound-point vote at the nodes (nu, nv), used to tell the opening from holes in the skin.
     """
     uv_skin = uv[~is_wound]
-    spacing = skin_spacing(uv_skin)
+    skin_tree = cKDTree(uv_skin)
+    spacing = skin_spacing(skin_tree)  # one tree of the skin points serves the spacing and the distances
     sigma = KERNEL * spacing
     density = point_density(grid, uv_skin, sigma)
     d_wound = cKDTree(uv[is_wound]).query(grid.nodes(), workers=-1)[0].reshape(density.shape)
-    d_skin = cKDTree(uv_skin).query(grid.nodes(), workers=-1)[0].reshape(density.shape)
+    d_skin = skin_tree.query(grid.nodes(), workers=-1)[0].reshape(density.shape)
     clear_skin = (d_wound > 4 * sigma + 2 * spacing) & (d_skin < spacing)
     expected = expected_density(grid, density, clear_skin, surface)
     dropout = _skin_dropouts(d_skin, d_wound, spacing)

@@ -42,9 +42,7 @@ def crop_around(scan: Scan, centre_mask: np.ndarray, margin: float, sample: int 
     points = scan.points[boxed]
     # cells of an eighth of the margin, larger where that many would not fit in memory
     cell = max(margin / CROP_CELLS, float(np.prod(hi - lo) / MAX_CROP_CELLS) ** (1 / 3))
-    index = ((points - lo) / cell).astype(np.int64)
-    dims = index.max(axis=0) + 1 if len(index) else np.ones(3, np.int64)
-    flat = (index[:, 0] * dims[1] + index[:, 1]) * dims[2] + index[:, 2]
+    flat, dims = _packed(((points - lo) / cell).astype(np.int64))
     cells = np.stack(np.unravel_index(np.arange(int(np.prod(dims))), tuple(dims)), axis=1)
     half = cell * np.sqrt(3) / 2
     cell_dist = anchors.query(lo + (cells + 0.5) * cell, distance_upper_bound=margin + half, workers=-1)[0]
@@ -55,10 +53,14 @@ def crop_around(scan: Scan, centre_mask: np.ndarray, margin: float, sample: int 
     return scan if len(kept) == len(scan) else scan.subset(kept)
 
 
+def _packed(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative integer cell coordinates (N, 3) as one int64 key each, and the grid's dimensions (3,)."""
+    dims = cells.max(axis=0) + 1 if len(cells) else np.ones(3, np.int64)
+    return (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2], dims
+
+
 def _voxel_keys(points: np.ndarray, voxel: float) -> np.ndarray:
-    cells = np.floor((points - points.min(axis=0)) / voxel).astype(np.int64)  # (N, 3)
-    dims = cells.max(axis=0) + 1
-    return (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
+    return _packed(np.floor((points - points.min(axis=0)) / voxel).astype(np.int64))[0]
 
 
 def voxel_for(points: np.ndarray, target: int, spacing: float) -> float:

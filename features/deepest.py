@@ -28,6 +28,8 @@ class Deepest:
     a neighbourhood of no size (averaged over the two cross-fits). A quadric flattens a cone's tip in
     proportion to the neighbourhood's radius, so the move from radius r1 to r2 extrapolates to a bias of
     move * r2 / (r2 - r1) at r2; a smooth bottom's bias grows faster than the radius, so this bounds it.
+    Where a larger neighbourhood disagreed, the move to it bounds the chosen one's bias the same way; the
+    larger bound is kept, and the halves' magnitudes are averaged (signed, they would cancel).
     """
 
     depth: float
@@ -58,7 +60,7 @@ def max_depth(fine: Grid, mask: np.ndarray, w_uv: np.ndarray, w_rel: np.ndarray,
         jac = np.sqrt(1.0 + (surface.gradient(spot) ** 2).sum())
         depths.append(depth / jac)
         stds.append(std)
-        shifts.append(shift / jac)
+        shifts.append(abs(shift) / jac)  # a bound on a bias of either sign: the halves must not cancel
     return Deepest(float(np.mean(depths)), float(np.mean(stds)) / np.sqrt(2), float(np.mean(shifts)))
 
 
@@ -109,13 +111,14 @@ def depth_at(spot: np.ndarray, uv: np.ndarray, rel: np.ndarray, noise: float) ->
     and its move from the smallest neighbourhood extrapolated to no neighbourhood (see Deepest).
     """
     order = np.argsort(np.linalg.norm(uv - spot, axis=1))
-    low, high, chosen, first = -np.inf, np.inf, None, None
+    low, high, chosen, first, rejected = -np.inf, np.inf, None, None, None
     for k in NEIGHBOURHOODS:
         if k > len(uv):
             break
         depth, std = _quadric_depth(uv[order[:k]] - spot, rel[order[:k]], noise)
         low, high = max(low, depth - ICI_THRESHOLD * std), min(high, depth + ICI_THRESHOLD * std)
         if low > high and chosen is not None:
+            rejected = (depth, k)
             break
         chosen = (depth, std, k)
         first = depth if first is None else first
@@ -123,10 +126,20 @@ def depth_at(spot: np.ndarray, uv: np.ndarray, rel: np.ndarray, noise: float) ->
         depth, std = _quadric_depth(uv - spot, rel, noise)
         return depth, std, 0.0
     depth, std, k = chosen
-    if k == NEIGHBOURHOODS[0]:
-        return depth, std, 0.0
-    ratio = np.sqrt(k / NEIGHBOURHOODS[0])  # radius ratio: k nearest points cover a disc of area ~ k
-    return depth, std, (depth - first) * ratio / (ratio - 1.0)
+    shifts = [0.0]
+    if k > NEIGHBOURHOODS[0]:
+        shifts.append(_extrapolated(first, NEIGHBOURHOODS[0], depth, k))
+    if rejected is not None:
+        # the neighbourhood that disagreed moved by as much per unit of radius: a cone's tip, flattened
+        # even by the chosen one (when that is the smallest, the only evidence of it)
+        shifts.append(_extrapolated(depth, k, *rejected))
+    return depth, std, max(shifts, key=abs)
+
+
+def _extrapolated(small: float, k_small: int, large: float, k_large: int) -> float:
+    """Bias at the larger neighbourhood of a fit that flattens in proportion to its radius (see Deepest)."""
+    ratio = np.sqrt(k_large / k_small)  # radius ratio: k nearest points cover a disc of area ~ k
+    return (large - small) * ratio / (ratio - 1.0)
 
 
 def _quadric_depth(offsets: np.ndarray, rel: np.ndarray, noise: float) -> tuple[float, float]:

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from features import noise as range_noise
 from features import outline, preprocess
 from features.deepest import max_depth
 from features.fields import Grid, height_weights, local_fit, wound_vote
@@ -59,6 +60,7 @@ class _Cloud:
     warnings: list[str]
     uv_wound: np.ndarray | None = None  # wound points in the skin frame, set once the skin is known
     noise: float = 0.0
+    design_effect: float = 1.0  # variance of a local mean over sigma^2 / k (features.noise)
 
 
 def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
@@ -72,7 +74,9 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
         surface, ring_coverage = _reconstruct_skin(cloud, settings)
         uv, rel, keep = _to_skin_frame(cloud, surface)
         cloud.uv_wound = uv[cloud.wound]
-        cloud.noise = _local_noise(uv[~cloud.wound & keep], rel[~cloud.wound & keep], surface)
+        skin_uv, skin_rel = uv[~cloud.wound & keep], rel[~cloud.wound & keep]
+        cloud.noise = range_noise.local_noise(skin_uv, skin_rel, surface)
+        cloud.design_effect = range_noise.design_effect(skin_uv, skin_rel, surface, cloud.spacing)
     with clock.stage("outline"):
         grid = Grid.around(uv[cloud.wound & keep], margin=max(4e-3, 6 * cloud.spacing), step=cloud.spacing)
         vote, gap = wound_vote(grid, uv[keep], cloud.wound[keep])
@@ -86,6 +90,7 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
         report, evidence = _integrate(cloud, surface, uv, rel, fine, mask, contours, observed=uv[keep])
         _warn(cloud, settings, ring_coverage, gap, mask, grid, len(contours))
         evidence.spacing, evidence.n_wound = cloud.spacing, int(cloud.wound.sum())
+        evidence.design_effect = cloud.design_effect
         report["uncertainty"] = intervals(report, evidence)
     report["outline"] = outline.world_outline(surface, contours)
     report["quality"] = _quality(scan, cloud, surface)
@@ -225,19 +230,6 @@ def _outline_depth(contours: list[np.ndarray], w_uv, w_rel, tree) -> float:
     pts = np.vstack(contours)
     h, _ = local_fit(pts, w_uv, w_rel, k=16, tree=tree)
     return float(np.mean(np.maximum(-h, 0.0)))
-
-
-def _local_noise(uv: np.ndarray, rel: np.ndarray, surface: SkinSurface) -> float:
-    """Range noise: robust spread of skin points about a local plane through their neighbours."""
-    near = np.abs(rel) < max(5e-3, 6 * surface.rms)
-    uv, rel = uv[near], rel[near]
-    if len(uv) < 30:
-        return surface.rms
-    pick = np.random.default_rng(0).choice(len(uv), size=min(3000, len(uv)), replace=False)
-    fit, _ = local_fit(uv[pick], uv, rel, k=16)  # neighbours from every skin point, so density is native
-    resid = rel[pick] - fit
-    # the point itself is among its 16 neighbours, which shrinks its residual by about (1 - 3/16)
-    return float(1.4826 * np.median(np.abs(resid - np.median(resid))) / (1 - 3 / 16))
 
 
 def _model_error(surface: SkinSurface) -> float:

@@ -10,8 +10,10 @@ distribution). The terms, per number:
 - volume: the skin's height over the opening, the area terms times the bed depth there, the band beside
   steep walls whose points range noise throws sideways, and the bed noise;
 - max depth: the skin's height there, the local fit's standard error, and the bias of the chosen local fit:
-  what the growing-neighbourhood rule admits, or its move from the smallest fit extrapolated to no
-  neighbourhood (a cone's tip flattened; features.deepest), whichever is larger;
+  what the growing-neighbourhood rule admits, or its move from the smallest fit (or to the one that
+  disagreed) extrapolated to no neighbourhood (a cone's tip flattened; features.deepest), the larger;
+- both noise terms (bed noise, the local fit's error) are scaled by the design effect: how much noise
+  neighbouring points share (upsampled depth rasters; features.noise), which averaging cannot remove;
 - perimeter, length, width: the outline's placement at the ends, and how much each number moves when the
   outline is smoothed once more (corners rounded, wiggles ironed out), extrapolated to no smoothing; for the
   width also the spread across the chords nearly as long as the longest, any of which noise could pick.
@@ -54,6 +56,7 @@ class Evidence:
     max_depth_shift: float = 0.0  # chosen local fit's move from the smallest, extrapolated (features.deepest)
     spacing: float = 0.0
     n_wound: int = 0
+    design_effect: float = 1.0  # neighbouring points share noise: a local mean's variance is this times sigma^2/k
     outline: OutlineProbe | None = None
 
 
@@ -108,7 +111,7 @@ def _gap_term(probe: OutlineProbe) -> float:
 def _volume_sd(report: dict, ev: Evidence, probe: OutlineProbe) -> float:
     area, perim = report["area_cm2"] * 1e-4, report["perimeter_cm"] * 1e-2
     skin = np.hypot(ev.skin_std, MODEL_SHARE * ev.skin_model)  # height error of the skin over the opening
-    bed_noise = ev.noise * area / np.sqrt(max(ev.n_wound, 1))  # noise averaged over the bed points
+    bed_noise = ev.noise * area * np.sqrt(ev.design_effect / max(ev.n_wound, 1))  # noise averaged over the bed
     # Range noise scatters a wall's points sideways over the bed. The bed fit weighs them down
     # (features.fields.height_weights), but what of them remains may make it read shallow in a band about
     # the noise wide beside the outline (a one-sided error, bounded here).
@@ -128,8 +131,9 @@ def _max_depth_sd(ev: Evidence) -> float:
     chosen fit's move from the smallest one, extrapolated to a fit of no size, is larger, it bounds the bias.
     """
     skin = np.hypot(ev.skin_std, MODEL_SHARE * ev.skin_model)
-    bias = max(abs(ev.max_depth_shift), ICI_THRESHOLD * ev.max_depth_std)
-    return _rss(skin, ev.max_depth_std, _bound(bias))
+    fit = ev.max_depth_std * np.sqrt(ev.design_effect)  # the fit's error counts points as independent
+    bias = max(abs(ev.max_depth_shift), ICI_THRESHOLD * fit)
+    return _rss(skin, fit, _bound(bias))
 
 
 def _outline_sd(spacing: float, offset_gain: float, smoothing_bound: float) -> float:

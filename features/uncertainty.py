@@ -7,13 +7,15 @@ distribution). The terms, per number:
 
 - area: the outline's random placement along its length, its common offset, and its placement beside
   gaps in the data (features.resolution);
-- volume: the skin's height over the opening, the area terms times the bed depth there, the band beside
-  steep walls whose points range noise throws sideways, and the bed noise;
+- volume: the skin's height over the opening (its fit's standard error, and its systematic error over a
+  patch: the RMS of held-out ring sectors' median prediction errors, features.surface), the area terms times
+  the bed depth there, the band beside steep walls whose points range noise throws sideways, the bed noise;
 - max depth: the skin's height there, the local fit's standard error, and the bias of the chosen local fit:
   what the growing-neighbourhood rule admits, or its move from the smallest fit (or to the one that
   disagreed) extrapolated to no neighbourhood (a cone's tip flattened; features.deepest), the larger;
-- both noise terms (bed noise, the local fit's error) are scaled by the design effect: how much noise
-  neighbouring points share (upsampled depth rasters; features.noise), which averaging cannot remove;
+- the noise terms (bed noise, the local fit's error, the skin's standard error for the volume) are scaled
+  by the design effect: how much noise neighbouring points share (upsampled depth rasters; features.noise),
+  which averaging cannot remove;
 - perimeter, length, width: the outline's placement at the ends, and how much each number moves when the
   outline is smoothed once more (corners rounded, wiggles ironed out), extrapolated to no smoothing; for the
   width also the spread across the chords nearly as long as the longest, any of which noise could pick.
@@ -41,7 +43,9 @@ GAP_SHARE = 2.0  # across a gap the edge may lie anywhere: a bound of the gap's 
 CHORD_EXTRAPOLATION = 1.5  # calibrated: bound on a chord error per unit of its drop under extra smoothing
 PERIMETER_EXTRAPOLATION = 1.0  # calibrated: the same for the perimeter
 WALL_BAND = 0.7  # calibrated: the band beside a wall whose bed may read shallow, in range-noise units
-MODEL_SHARE = 0.5  # share of the held-out-sector skin error that reaches the middle of the opening (inherited)
+# share of the held-out-sector skin error that reaches the deepest point (inherited; the volume uses the
+# sectors' median errors instead, which need no share)
+MODEL_SHARE = 0.5
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Evidence:
     spacing: float = 0.0
     n_wound: int = 0
     design_effect: float = 1.0  # neighbouring points share noise: a local mean's variance is this times sigma^2/k
+    skin_bias: float = 0.0  # held-out sectors' median skin error, RMS over sectors (features.surface)
     outline: OutlineProbe | None = None
 
 
@@ -110,7 +115,10 @@ def _gap_term(probe: OutlineProbe) -> float:
 
 def _volume_sd(report: dict, ev: Evidence, probe: OutlineProbe) -> float:
     area, perim = report["area_cm2"] * 1e-4, report["perimeter_cm"] * 1e-2
-    skin = np.hypot(ev.skin_std, MODEL_SHARE * ev.skin_model)  # height error of the skin over the opening
+    # The skin's height error over the opening: its fit's standard error (which counts the ring's points as
+    # independent, hence the design effect) and its systematic error over a patch, as seen when predicting
+    # held-out sectors of the ring. Per point that error hides under the noise; per sector it does not.
+    skin = np.hypot(ev.skin_std * np.sqrt(ev.design_effect), ev.skin_bias)
     bed_noise = ev.noise * area * np.sqrt(ev.design_effect / max(ev.n_wound, 1))  # noise averaged over the bed
     # Range noise scatters a wall's points sideways over the bed. The bed fit weighs them down
     # (features.fields.height_weights), but what of them remains may make it read shallow in a band about

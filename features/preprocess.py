@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.spatial import cKDTree
 
 from features.io import Scan
@@ -70,7 +71,7 @@ def voxel_for(points: np.ndarray, target: int, spacing: float) -> float:
     crosses up to about 1.7 times as many cells per unit area, so one trial count corrects the edge.
     """
     voxel = spacing * np.sqrt(len(points) / target)
-    cells = len(np.unique(_voxel_keys(points, voxel)))
+    cells = len(pd.unique(_voxel_keys(points, voxel)))  # hashing: several times faster than a sort here
     return voxel * float(np.sqrt(max(cells / target, 1.0)))
 
 
@@ -80,7 +81,9 @@ def voxel_reduce(scan: Scan, voxel: float) -> Scan:
     Open3D's voxel_down_sample averages positions and colours but drops per-point classes, which the
     measurement needs; one sort-based pass here carries every attribute.
     """
-    _, inverse, counts = np.unique(_voxel_keys(scan.points, voxel), return_inverse=True, return_counts=True)
+    # cells numbered in order of first appearance by hashing, which is faster than np.unique's sort
+    inverse, _ = pd.factorize(_voxel_keys(scan.points, voxel))
+    counts = np.bincount(inverse)
     m = len(counts)
 
     def mean(values: np.ndarray) -> np.ndarray:

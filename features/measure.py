@@ -22,7 +22,7 @@ from features.io import TISSUE_CLASSES, Scan, ScanError
 from features.opening import opening_field
 from features.resolution import probe_outline
 from features.stopwatch import Stopwatch
-from features.surface import SkinSurface, fit_skin
+from features.surface import SkinSurface, fit_skin, periwound_ring
 from features.uncertainty import Evidence, intervals
 
 REFINE = 2  # area and volume are integrated on a grid this many times finer than the point spacing
@@ -133,15 +133,8 @@ def _reconstruct_skin(cloud: _Cloud, settings: MeasureSettings) -> tuple[SkinSur
     wound, skin = cloud.points[cloud.wound], cloud.points[~cloud.wound]
     if len(skin) < 20:
         raise MeasureError("fewer than 20 intact-skin points; the scan needs skin around the wound")
-    radius = np.sqrt(len(wound) * cloud.spacing**2 / np.pi)  # equivalent radius of the opening
-    inner = max(settings.ring_mm[0] * 1e-3, 2.5 * cloud.spacing)
-    outer = float(np.clip(0.6 * radius + 4e-3, 6e-3, settings.ring_mm[1] * 1e-3))
-    dist, _ = cKDTree(wound).query(skin, distance_upper_bound=2 * outer, workers=-1)
-    for band in (outer, 1.5 * outer, 2 * outer):
-        ring = skin[(dist >= inner) & (dist <= band)]
-        if len(ring) >= 60:
-            break
-    else:
+    ring = periwound_ring(wound, skin, cloud.spacing, settings.ring_mm)
+    if ring is None:
         raise MeasureError("too little intact skin around the wound to reconstruct the skin surface")
     surface = fit_skin(ring, wound)
     local = surface.to_local(ring)

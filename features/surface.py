@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 DEGREES = (1, 2, 3, 4)
 SECTORS = 8
@@ -120,6 +121,24 @@ def _frame(ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     origin = ring.mean(axis=0)
     _, _, vt = np.linalg.svd(ring - origin, full_matrices=False)
     return origin, vt  # rows: u, v, w
+
+
+def periwound_ring(wound: np.ndarray, skin: np.ndarray, spacing: float,
+                   ring_mm: tuple[float, float] = (1.5, 14.0)) -> np.ndarray | None:
+    """The skin points (of `skin`, (M, 3)) the intact surface is fitted to: a band around the wound points.
+
+    The band starts a little off the outline (edge points are half wound) and reaches further for larger
+    wounds, widening where there is too little skin; None when even the widest band holds under 60 points.
+    """
+    radius = np.sqrt(len(wound) * spacing**2 / np.pi)  # equivalent radius of the opening
+    inner = max(ring_mm[0] * 1e-3, 2.5 * spacing)
+    outer = float(np.clip(0.6 * radius + 4e-3, 6e-3, ring_mm[1] * 1e-3))
+    dist, _ = cKDTree(wound).query(skin, distance_upper_bound=2 * outer, workers=-1)
+    for band in (outer, 1.5 * outer, 2 * outer):
+        ring = skin[(dist >= inner) & (dist <= band)]
+        if len(ring) >= 60:
+            return ring
+    return None
 
 
 def fit_skin(ring: np.ndarray, wound: np.ndarray) -> SkinSurface:

@@ -14,6 +14,7 @@ from scipy.special import expit
 
 from features.io import TISSUE_CLASSES, Camera, Scan
 from models.photo_projection import Occlusion, probability_map, project_points, sample_photo_probability
+from models.wound_growth import Growth, grow_wound
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,13 @@ class SegmentationFusion:
 
 def fuse_segmentation(scan: Scan, point_wound_prob: np.ndarray, point_tissue_prob: np.ndarray | None,
                       photo_prob_map: np.ndarray | None, camera: Camera | None,
-                      config: FusionConfig | None = None) -> SegmentationFusion:
+                      config: FusionConfig | None = None, growth: Growth | None = None) -> SegmentationFusion:
     """Fuse the point network's and the photo network's wound probabilities for every point of `scan`.
 
     point_wound_prob: (N,) P(wound) (column 1 of features.point_chunks.predict_scan's wound head);
     point_tissue_prob: (N, 5) tissue class probabilities or None; photo_prob_map: the U-Net's (H, W) map of
-    the scan's photo (models.segment.predict_probabilities) with the photo's camera, or both None.
+    the scan's photo (models.segment.predict_probabilities) with the photo's camera, or both None; growth:
+    when given, the fused wound then grows into adjacent points below the skin (models.wound_growth).
     """
     config = config or FusionConfig()
     n = len(scan)
@@ -118,6 +120,8 @@ def fuse_segmentation(scan: Scan, point_wound_prob: np.ndarray, point_tissue_pro
     photo_prob = _photo_at_points(scan, photo_prob_map, camera, config)
     fused = fuse_wound_probability(point_wound_prob, photo_prob, config)
     wound = fused >= config.threshold
+    if growth is not None:
+        wound = grow_wound(scan.points, wound, growth)
     tissue = None
     if point_tissue_prob is not None:
         tissue = np.where(wound, point_tissue_prob.argmax(axis=1), 0).astype(np.uint8)

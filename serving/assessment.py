@@ -19,6 +19,7 @@ from features.measure import MeasureError, MeasureSettings, measure
 from features.point_chunks import Predictor, predict_scan
 from features.stopwatch import Stopwatch
 from models.fusion_segmentation import SegmentationFusion, fuse_segmentation, labelled_scan
+from models.wound_growth import Growth
 from serving.ensemble import Ensemble
 from serving.payload import read_scan_bytes  # re-exported: it moved to the torch-free decoder
 from serving.plausibility import (
@@ -35,6 +36,9 @@ __all__ = ["PlausibilityRules", "PointProbabilities", "assess", "predict_point_p
 MEASUREMENTS = ("area_cm2", "volume_cm3", "max_depth_mm", "mean_depth_mm", "perimeter_cm", "length_cm", "width_cm",
                 "surface_area_cm2")
 CANDIDATE_PROBABILITY = 0.1  # points any model finds this wound-like are where the segmentation can be wrong
+# the fused wound grows into adjacent points below the skin, which the networks often leave out (a bowl's
+# slope, a crater's wall) and which would otherwise pull the skin fit into the wound (models.wound_growth)
+GROWTH = Growth()
 HALF_CONFIDENCE_WIDTH = 0.25  # a 95% interval of +-25% of the value halves a measurement's confidence
 History = Mapping[str, Any] | pd.DataFrame  # the prognosis features of one wound (see _prognosis)
 # the prognosis model's per-visit measurements, filled from this scan when the history does not give them
@@ -83,7 +87,7 @@ def assess(ensemble: Ensemble, scan: Scan, photo: np.ndarray | None = None, came
     wound_prob, tissue_prob = point_probabilities
     with clock.stage("fusion"):
         fused = fuse_segmentation(scan, wound_prob, tissue_prob, photo_map,
-                                  None if photo_map is None else camera, ensemble.fusion)
+                                  None if photo_map is None else camera, ensemble.fusion, GROWTH)
     wound = fused.label == 1
     flags = wound_point_flags(int(wound.sum()), rules)
     report = None

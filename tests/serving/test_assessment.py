@@ -40,7 +40,8 @@ def test_true_labels_give_the_phantom_area_within_3_percent(limb_phantom):
     assert abs(result["area_cm2"] / truth["area_cm2"] - 1) < 0.03
     assert abs(result["max_depth_mm"] / truth["max_depth_mm"] - 1) < 0.1
     assert result["flags"] == []
-    assert result["segmentation"]["wound_points"] == int(scan.label.sum())
+    # the growth below the skin (models.wound_growth) may take in edge points whose noise sits deep
+    assert int(scan.label.sum()) <= result["segmentation"]["wound_points"] <= 1.02 * scan.label.sum()
     assert result["segmentation"]["mean_confidence"] == 1.0 and result["segmentation"]["photo_used"] is False
     for name in MEASUREMENTS:
         low, high = result["uncertainty"][name]

@@ -203,7 +203,7 @@ def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndar
     evidence = Evidence(noise=noise, skin_std=float(skin_std_at_centre), skin_model=_model_error(surface),
                         skin_bias=surface.cv_bias,
                         max_depth_std=deepest.std, max_depth_shift=deepest.scale_shift, edge_depth=edge_depth,
-                        outline=probe_outline(surface, contours, centre, observed, cloud.spacing))
+                        outline=probe_outline(surface, contours, centre, observed, cloud.spacing, w_uv))
     return report, evidence
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from features import outline
 from features.surface import SkinSurface
@@ -30,11 +30,16 @@ class OutlineProbe:
     width_shift: float  # drop of the width across it
     width_spread: float  # range of the widths across chords that are nearly as long as the longest
     perimeter_shift: float  # drop of the perimeter when the outline is smoothed once more
+    length_beyond: float = 0.0  # how far the wound-labelled points' longest chord exceeds the outline's
+    width_beyond: float = 0.0  # how far their extent across the outline's longest chord exceeds the width
 
 
 def probe_outline(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray, uv_points: np.ndarray,
-                  spacing: float) -> OutlineProbe:
-    """Probe the outline `contours` (u, v) against every point of the scan `uv_points` (u, v)."""
+                  spacing: float, wound_uv: np.ndarray | None = None) -> OutlineProbe:
+    """Probe the outline `contours` (u, v) against every point of the scan `uv_points` (u, v).
+
+    `wound_uv` (u, v) are the points labelled wound, whose own extent the outline may fall short of.
+    """
     smoother = [outline.smooth_closed(c, window=EXTRA_WINDOW) for c in contours]
     # on the outline as drawn: the restored corners stand for what the smoothing rounds off, so they would
     # hide from this probe the very rounding it measures
@@ -46,7 +51,36 @@ def probe_outline(surface: SkinSurface, contours: list[np.ndarray], centre_uv: n
         width_shift=width - width2,
         width_spread=_width_spread(surface, contours, centre_uv, tolerance=spacing),
         perimeter_shift=outline.perimeter(surface, contours) - outline.perimeter(surface, smoother),
+        **_labels_beyond(surface, contours, centre_uv, wound_uv),
     )
+
+
+def _labels_beyond(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray,
+                   wound_uv: np.ndarray | None) -> dict[str, float]:
+    """How far the wound-labelled points reach past the longest chord and the width read off the outline.
+
+    The outline is the 0.5-contour of a kernel density some spacings wide, then smoothed: a spike or a strip
+    of wound narrower than that (a ragged edge, a thin lobe, a piece joined by a neck) leaves labelled points
+    but no outline, and the chord or the width ending there reads short by up to what they reach beyond it.
+    Points lie inside the true edge, so their own longest chord, and their extent across the outline's, are
+    what the numbers cannot be less than (up to placement); the excess bounds that systematic error.
+    """
+    if wound_uv is None or len(wound_uv) < 3:
+        return {}
+    hull = outline.chord_points(surface, contours, centre_uv)
+    gaps = hull[:, None, :] - hull[None, :, :]
+    dist = np.linalg.norm(gaps, axis=-1)
+    i, j = np.unravel_index(np.argmax(dist), dist.shape)
+    direction = gaps[i, j] / max(dist[i, j], 1e-12)
+    across = np.array([-direction[1], direction[0]])
+    pts = outline.tangent_coordinates(surface, outline.lift(surface, wound_uv), centre_uv)
+    try:
+        pts = pts[ConvexHull(pts).vertices]
+    except QhullError:  # collinear labels: no hull, and too many points to compare pairwise
+        return {}
+    longest = float(np.linalg.norm(pts[:, None, :] - pts[None, :, :], axis=-1).max())
+    return {"length_beyond": max(longest - float(dist[i, j]), 0.0),
+            "width_beyond": max(float(np.ptp(pts @ across) - np.ptp(hull @ across)), 0.0)}
 
 
 def _gap_area(contours: list[np.ndarray], uv_points: np.ndarray, spacing: float) -> float:

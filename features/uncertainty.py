@@ -18,7 +18,9 @@ distribution). The terms, per number:
   which averaging cannot remove;
 - perimeter, length, width: the outline's placement at the ends, and how much each number moves when the
   outline is smoothed once more (corners rounded, wiggles ironed out), extrapolated to no smoothing; for the
-  width also the spread across the chords nearly as long as the longest, any of which noise could pick.
+  width also the spread across the chords nearly as long as the longest, any of which noise could pick;
+  and for both, how far the wound-labelled points reach beyond them (a spike, lobe or piece too thin for the
+  outline's kernel, which the longest chord or the width of a ragged edge may end on; features.resolution).
 
 The constants below are the model's only free numbers. Those marked "calibrated" were fitted on the
 analytic shapes of tests/features/analytic.py (default seed) and phantom seed 404 alone, then checked on
@@ -88,9 +90,10 @@ def intervals(report: dict, ev: Evidence) -> dict:
         "volume_cm3": _volume_sd(report, ev, probe) * 1e6,
         "max_depth_mm": _max_depth_sd(ev) * 1e3,
         "perimeter_cm": _outline_sd(ev.spacing, 2 * np.pi, PERIMETER_EXTRAPOLATION * probe.perimeter_shift) * 1e2,
-        "length_cm": _outline_sd(ev.spacing, 2.0, CHORD_EXTRAPOLATION * probe.length_shift) * 1e2,
+        "length_cm": _rss(_outline_sd(ev.spacing, 2.0, CHORD_EXTRAPOLATION * probe.length_shift),
+                          _bound(probe.length_beyond)) * 1e2,
         "width_cm": _rss(_outline_sd(ev.spacing, 2.0, CHORD_EXTRAPOLATION * probe.width_shift),
-                         _bound(probe.width_spread)) * 1e2,
+                         _bound(probe.width_spread), _bound(probe.width_beyond)) * 1e2,
         "surface_area_cm2": np.hypot(placement, 0.05 * report["surface_area_cm2"] * 1e-4) * 1e4,
     }
     rel_volume = sd["volume_cm3"] / max(report["volume_cm3"], 1e-12)

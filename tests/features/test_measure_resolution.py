@@ -68,3 +68,17 @@ def test_scale_shift_flags_a_flattened_cone_tip_but_not_a_paraboloid():
             assert estimate < 5e-3 - 0.05e-3  # the quadric flattens the tip
     assert shifts["cone"] < 0  # the larger fit came out shallower than the smallest one
     assert abs(shifts["cone"]) > 10 * abs(shifts["paraboloid"])
+
+
+def test_labels_beyond_the_outline_flag_a_spike_it_rounded_off():
+    # wound points fill a 10 mm disc plus a thin spike 0.6 mm wide reaching 4 mm past it along u, which a
+    # kernel a few spacings wide leaves out of the outline; the outline drawn is the disc's
+    points = _grid_points()
+    disc = np.linalg.norm(points, axis=1) < 10e-3
+    spike = (np.abs(points[:, 1]) < 0.3e-3) & (points[:, 0] > 0) & (points[:, 0] < 14e-3)
+    outline = [_circle(10e-3)]
+    plain = probe_outline(FLAT, outline, np.zeros(2), points, SPACING, points[disc])
+    spiked = probe_outline(FLAT, outline, np.zeros(2), points, SPACING, points[disc | spike])
+    assert plain.length_beyond < 2 * SPACING and plain.width_beyond < 2 * SPACING
+    assert 3.5e-3 < spiked.length_beyond < 4.5e-3  # the truth's chord would end on the spike's tip
+    assert probe_outline(FLAT, outline, np.zeros(2), points, SPACING).length_beyond == 0.0  # no labels given

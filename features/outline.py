@@ -102,9 +102,14 @@ def length_width(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np
                  corners: bool = True) -> tuple[float, float]:
     """Longest chord of the outline in the tangent plane at the centre, and the extent across it."""
     flat = chord_points(surface, contours, centre_uv, corners)
+    length, across = longest_chord(flat)
+    return length, float(np.ptp(flat @ across))
+
+
+def longest_chord(flat: np.ndarray) -> tuple[float, np.ndarray]:
+    """Length of the longest chord between (K, 2) points, and the unit direction across it."""
     gaps = flat[:, None, :] - flat[None, :, :]
     dist = np.linalg.norm(gaps, axis=-1)
     i, j = np.unravel_index(np.argmax(dist), dist.shape)
     direction = gaps[i, j] / max(dist[i, j], 1e-12)
-    across = flat @ np.array([-direction[1], direction[0]])
-    return float(dist[i, j]), float(np.ptp(across))
+    return float(dist[i, j]), np.array([-direction[1], direction[0]])

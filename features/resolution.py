@@ -68,18 +68,13 @@ def _labels_beyond(surface: SkinSurface, contours: list[np.ndarray], centre_uv: 
     if wound_uv is None or len(wound_uv) < 3:
         return {}
     hull = outline.chord_points(surface, contours, centre_uv)
-    gaps = hull[:, None, :] - hull[None, :, :]
-    dist = np.linalg.norm(gaps, axis=-1)
-    i, j = np.unravel_index(np.argmax(dist), dist.shape)
-    direction = gaps[i, j] / max(dist[i, j], 1e-12)
-    across = np.array([-direction[1], direction[0]])
+    length, across = outline.longest_chord(hull)
     pts = outline.tangent_coordinates(surface, outline.lift(surface, wound_uv), centre_uv)
     try:
         pts = pts[ConvexHull(pts).vertices]
     except QhullError:  # collinear labels: no hull, and too many points to compare pairwise
         return {}
-    longest = float(np.linalg.norm(pts[:, None, :] - pts[None, :, :], axis=-1).max())
-    return {"length_beyond": max(longest - float(dist[i, j]), 0.0),
+    return {"length_beyond": max(outline.longest_chord(pts)[0] - length, 0.0),
             "width_beyond": max(float(np.ptp(pts @ across) - np.ptp(hull @ across)), 0.0)}
 
 

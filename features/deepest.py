@@ -35,6 +35,7 @@ class Deepest:
     depth: float
     std: float
     scale_shift: float
+    location_loss: float = 0.0  # how much shallower an uncertainly located spot may read (see _location_loss)
 
 
 def max_depth(fine: Grid, mask: np.ndarray, w_uv: np.ndarray, w_rel: np.ndarray, noise: float, surface: SkinSurface,
@@ -51,37 +52,64 @@ def max_depth(fine: Grid, mask: np.ndarray, w_uv: np.ndarray, w_rel: np.ndarray,
     lattice = Grid(fine.u0, fine.v0, fine.step * stride, -(-fine.nu // stride), -(-fine.nv // stride))
     on = mask[::stride, ::stride]
     at = lattice.nodes()[on.ravel()]
-    candidates = _candidates(lattice, on, at, w_uv, spacing)
+    seen, candidates = _candidates(lattice, on, at, w_uv, spacing)
     half = np.random.default_rng(0).random(len(w_uv)) < 0.5
-    depths, stds, shifts = [], [], []
+    depths, stds, shifts, spots = [], [], [], []
     for locate in (half, ~half):
-        spot = _deepest_spot(lattice, on, at, candidates, w_uv[locate], w_rel[locate], noise)
+        spot = _deepest_spot(lattice, on, at, seen, candidates, w_uv[locate], w_rel[locate], noise)
         depth, std, shift = depth_at(spot, w_uv[~locate], w_rel[~locate], noise)
         jac = np.sqrt(1.0 + (surface.gradient(spot) ** 2).sum())
         depths.append(depth / jac)
         stds.append(std)
         shifts.append(abs(shift) / jac)  # a bound on a bias of either sign: the halves must not cancel
-    return Deepest(float(np.mean(depths)), float(np.mean(stds)) / np.sqrt(2), float(np.mean(shifts)))
+        spots.append(spot[0])
+    return Deepest(float(np.mean(depths)), float(np.mean(stds)) / np.sqrt(2), float(np.mean(shifts)),
+                   _location_loss(spots, w_uv, w_rel, noise))
 
 
-def _candidates(lattice: Grid, on: np.ndarray, at: np.ndarray, w_uv: np.ndarray, spacing: float) -> np.ndarray:
-    """Nodes with wound points close by, away from the outline (walls, where fits break down)."""
-    supported = cKDTree(w_uv).query(at, workers=-1)[0] <= 2 * spacing
+def _location_loss(spots: list[np.ndarray], w_uv: np.ndarray, w_rel: np.ndarray, noise: float) -> float:
+    """How much shallower than the deepest point a spot located that uncertainly may be.
+
+    The halves locate their spots independently, so their distance apart is about sqrt(2) times either's
+    error. Where the bed still deepens from one spot towards the other (the flanks of a cone's tip) each
+    may read that slope times its error shallow; along a trough's floor or on a smooth bottom the bed
+    does not deepen that way, and nothing is lost.
+    """
+    offset = spots[1] - spots[0]
+    distance = float(np.linalg.norm(offset))
+    if distance == 0.0:
+        return 0.0
+    _, slope = local_fit(np.array(spots), w_uv, w_rel, k=24, noise=noise)  # of the bed's height
+    towards = offset / distance
+    deepening = np.maximum(-slope @ towards * np.array([1.0, -1.0]), 0.0)  # each spot towards the other
+    return float(deepening.mean()) * distance / np.sqrt(2)
+
+
+def _candidates(lattice: Grid, on: np.ndarray, at: np.ndarray, w_uv: np.ndarray,
+                spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes with wound points close by (seen), and the seen nodes away from the outline (walls, where fits
+    break down): the spot's candidates."""
+    seen = cKDTree(w_uv).query(at, workers=-1)[0] <= 2 * spacing
     inner = ndimage.binary_erosion(on, iterations=max(1, round(max(1e-3, 3 * spacing) / lattice.step)))[on]
-    if (supported & inner).any():
-        supported &= inner
-    if not supported.any():
-        supported[:] = True
-    return supported
+    candidates = seen & inner if (seen & inner).any() else seen.copy()
+    if not candidates.any():
+        seen[:], candidates[:] = True, True
+    return seen, candidates
 
 
-def _deepest_spot(lattice: Grid, on: np.ndarray, at: np.ndarray, candidates: np.ndarray, uv: np.ndarray,
-                  rel: np.ndarray, noise: float) -> np.ndarray:
-    """(1, 2) location of the deepest candidate on the ~1 mm smoothed depth map, refined between nodes."""
-    h, _ = local_fit(at, uv, rel, k=24, noise=noise)
+def _deepest_spot(lattice: Grid, on: np.ndarray, at: np.ndarray, seen: np.ndarray, candidates: np.ndarray,
+                  uv: np.ndarray, rel: np.ndarray, noise: float) -> np.ndarray:
+    """(1, 2) location of the deepest candidate on the ~1 mm smoothed depth map, refined between nodes.
+
+    Only seen nodes are fitted and smoothed: a quadric extrapolated into a shadow or dropout may read
+    anything, and smoothing would carry it onto the candidates beside it.
+    """
+    h, _ = local_fit(at[seen], uv, rel, k=24, noise=noise)
+    use = np.zeros(on.shape, bool)
+    use[on] = seen
     full = np.zeros(on.shape)
-    full[on] = -h
-    smooth = masked_smooth(full, on, sigma=max(1.5, 1e-3 / lattice.step))
+    full[use] = -h
+    smooth = masked_smooth(full, use, sigma=max(1.5, 1e-3 / lattice.step))
     smooth[on] = np.where(candidates, smooth[on], np.nan)
     i, j = np.unravel_index(np.nanargmax(smooth), smooth.shape)
     # a parabola through the peak and its lattice neighbours puts the spot between nodes

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse.linalg import spsolve
 from scipy.spatial import cKDTree
 
 MAX_NODES = 160_000
@@ -139,3 +140,33 @@ def masked_smooth(field: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarr
     num = ndimage.gaussian_filter(np.where(mask, field, 0.0), sigma)
     den = ndimage.gaussian_filter(mask.astype(float), sigma)
     return np.where(mask, num / np.maximum(den, 1e-9), np.nan)
+
+
+def harmonic_fill(values: np.ndarray, known: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    """`values` with the `unknown` nodes replaced by the harmonic interpolant (Laplace's equation).
+
+    Nodes that are neither known nor unknown, and nodes beyond the grid, hold 0: the skin's level where
+    the opening ends. The bed hidden behind a rim or in a dropout is unseen, so no fit may extrapolate into
+    it; the smoothest surface joining what was seen to the outline is the least committal guess.
+    """
+    out = np.where(known, values, 0.0)
+    n = int(unknown.sum())
+    if not n:
+        return out
+    number = np.full(unknown.shape, -1)
+    number[unknown] = np.arange(n)
+    ui, uj = np.nonzero(unknown)
+    rows, cols, coef = [np.arange(n)], [np.arange(n)], [np.full(n, 4.0)]
+    rhs = np.zeros(n)
+    for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        ni, nj = ui + di, uj + dj
+        on_grid = (ni >= 0) & (ni < unknown.shape[0]) & (nj >= 0) & (nj < unknown.shape[1])
+        ni, nj = np.clip(ni, 0, unknown.shape[0] - 1), np.clip(nj, 0, unknown.shape[1] - 1)
+        other = np.where(on_grid, number[ni, nj], -1)
+        rows.append(np.flatnonzero(other >= 0))
+        cols.append(other[other >= 0])
+        coef.append(np.full(len(cols[-1]), -1.0))
+        rhs += np.where(on_grid & (other < 0), out[ni, nj], 0.0)  # a known or outside neighbour's value
+    system = sparse.csr_matrix((np.concatenate(coef), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    out[unknown] = spsolve(system, rhs)
+    return out

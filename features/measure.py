@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 from features import noise as range_noise
 from features import outline, preprocess
 from features.deepest import max_depth
-from features.fields import Grid, height_weights, local_fit, wound_vote
+from features.fields import Grid, harmonic_fill, height_weights, local_fit, wound_vote
 from features.io import TISSUE_CLASSES, Scan, ScanError
 from features.opening import opening_field
 from features.resolution import probe_outline
@@ -25,6 +25,7 @@ from features.stopwatch import Stopwatch
 from features.surface import SkinSurface, fit_skin, periwound_ring
 from features.uncertainty import Evidence, intervals
 
+UNSEEN_REACH = 2.0  # spacings: opening nodes farther than this from every wound point were not seen
 REFINE = 2  # area and volume are integrated on a grid this many times finer than the point spacing
 
 
@@ -61,6 +62,7 @@ class _Cloud:
     uv_wound: np.ndarray | None = None  # wound points in the skin frame, set once the skin is known
     noise: float = 0.0
     design_effect: float = 1.0  # variance of a local mean over sigma^2 / k (features.noise)
+    unseen_share: float = 0.0  # of the opening, no wound point near: filled, not measured
 
 
 def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
@@ -79,7 +81,7 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
         cloud.design_effect = range_noise.design_effect(skin_uv, skin_rel, surface, cloud.spacing)
     with clock.stage("outline"):
         grid = Grid.around(uv[cloud.wound & keep], margin=max(4e-3, 6 * cloud.spacing), step=cloud.spacing)
-        vote, gap = wound_vote(grid, uv[keep], cloud.wound[keep])
+        vote, _ = wound_vote(grid, uv[keep], cloud.wound[keep])
         field = opening_field(grid, uv[keep], cloud.wound[keep], surface, vote)
         min_area = max(2e-6, 20 * cloud.spacing**2)
         contours = outline.outline_contours(field, grid, min_area)
@@ -87,8 +89,8 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
             raise MeasureError("the wound points do not form a region large enough to measure; check the labels")
         fine, mask = _opening_mask(field, grid, min_area)
     with clock.stage("integrate"):
-        report, evidence = _integrate(cloud, surface, uv, rel, fine, mask, contours, observed=uv[keep])
-        _warn(cloud, settings, ring_coverage, gap, mask, grid, len(contours))
+        report, evidence = _integrate(cloud, surface, uv, rel, fine, mask, contours)
+        _warn(cloud, settings, ring_coverage, len(contours))
         evidence.spacing, evidence.n_wound = cloud.spacing, int(cloud.wound.sum())
         evidence.design_effect = cloud.design_effect
         report["uncertainty"] = intervals(report, evidence)
@@ -166,11 +168,8 @@ def _opening_mask(field: np.ndarray, grid: Grid, min_area: float) -> tuple[Grid,
 
 
 def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndarray, fine: Grid,
-               mask: np.ndarray, contours: list[np.ndarray], observed: np.ndarray) -> tuple[dict, Evidence]:
-    """Area, volume, depths and outline measures from the opening nodes and the bed points.
-
-    `observed` holds the (u, v) of the points the outline was drawn from, to find where it crosses gaps.
-    """
+               mask: np.ndarray, contours: list[np.ndarray]) -> tuple[dict, Evidence]:
+    """Area, volume, depths and outline measures from the opening nodes and the bed points."""
     nodes = fine.nodes()[mask.ravel()]
     jac = np.sqrt(1.0 + (surface.gradient(nodes) ** 2).sum(axis=1))
     cell = fine.step**2
@@ -179,7 +178,10 @@ def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndar
     noise = max(cloud.noise, 0.1e-3)
     bed, bed_grad = local_fit(nodes, w_uv, w_rel, k=24, quadratic=True, noise=noise, tree=tree,
                               weights=height_weights(w_uv, w_rel))
-    depth_v = -bed  # vertical gap between skin and bed; integrates exactly to the volume between graphs
+    seen = tree.query(nodes, workers=-1)[0] <= UNSEEN_REACH * cloud.spacing
+    cloud.unseen_share = float(1.0 - seen.mean())
+    # vertical gap between skin and bed; integrates exactly to the volume between graphs
+    depth_v, bed_grad = _fill_unseen(fine, mask, -bed, bed_grad, seen)
     depth_n = depth_v / jac  # along the skin normal (first order)
     foot = 1.0 / np.clip(1.0 - _curvature_sum(surface, nodes, fine.step) * depth_n, 0.3, 3.0)
     area = float(jac.sum() * cell)
@@ -202,9 +204,27 @@ def _integrate(cloud: _Cloud, surface: SkinSurface, uv: np.ndarray, rel: np.ndar
     skin_std_at_centre = surface.height_std(centre[None, :])[0]
     evidence = Evidence(noise=noise, skin_std=float(skin_std_at_centre), skin_model=_model_error(surface),
                         skin_bias=surface.cv_bias,
-                        max_depth_std=deepest.std, max_depth_shift=deepest.scale_shift, edge_depth=edge_depth,
-                        outline=probe_outline(surface, contours, centre, observed, cloud.spacing, w_uv))
+                        max_depth_std=deepest.std, max_depth_shift=deepest.scale_shift,
+                        max_depth_location=deepest.location_loss, edge_depth=edge_depth,
+                        outline=probe_outline(surface, contours, centre, w_uv, cloud.spacing))
     return report, evidence
+
+
+def _fill_unseen(fine: Grid, mask: np.ndarray, depth: np.ndarray, bed_grad: np.ndarray,
+                 seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Depth and bed slope at the opening nodes no wound point is near (a rim's shadow, a dropout).
+
+    A local fit would extrapolate its quadric there; instead the depth runs harmonically from the bed
+    that was seen to the outline, where the skin begins (see features.fields.harmonic_fill).
+    """
+    if seen.all():
+        return depth, bed_grad
+    full, known, unknown = np.zeros(mask.shape), np.zeros(mask.shape, bool), np.zeros(mask.shape, bool)
+    full[mask], known[mask], unknown[mask] = depth, seen, ~seen
+    filled = harmonic_fill(full, known, unknown)
+    slope = np.column_stack([g[mask] for g in np.gradient(filled, fine.step)])
+    bed_grad = np.where(seen[:, None], bed_grad, -slope)  # the bed's height falls as the depth grows
+    return filled[mask], bed_grad
 
 
 def _curvature_sum(surface: SkinSurface, nodes: np.ndarray, h: float) -> np.ndarray:
@@ -244,19 +264,16 @@ def _tissue_fractions(cloud: _Cloud, nodes: np.ndarray, jac: np.ndarray) -> dict
     return {name: float(share[code]) for code, name in TISSUE_CLASSES.items()}
 
 
-def _warn(cloud: _Cloud, settings: MeasureSettings, coverage: float, gap: np.ndarray, mask, grid: Grid,
-          regions: int) -> None:
+def _warn(cloud: _Cloud, settings: MeasureSettings, coverage: float, regions: int) -> None:
     w = cloud.warnings
     if cloud.wound.sum() < settings.sparse_wound_points:
         w.append(f"sparse: only {int(cloud.wound.sum())} wound points; intervals are wide")
     if coverage < 14 / 16:
         w.append("wound at the scan's edge: intact skin is missing on one side, so the outline may be cut "
                  "and the skin surface extrapolated")
-    coarse_mask = mask[::REFINE, ::REFINE][: grid.nu, : grid.nv]
-    holes = (gap[: coarse_mask.shape[0], : coarse_mask.shape[1]] > 3 * cloud.spacing) & coarse_mask
-    if coarse_mask.any() and holes.sum() > 0.02 * coarse_mask.sum():
-        w.append(f"holes in the bed: {100 * holes.sum() / coarse_mask.sum():.0f}% of the opening has no points; "
-                 "depth and volume are interpolated there")
+    if cloud.unseen_share > 0.02:
+        w.append(f"holes in the bed: {100 * cloud.unseen_share:.0f}% of the opening has no wound points (a rim's "
+                 "shadow or a dropout); depth and volume are interpolated there")
     if regions > 1:
         w.append(f"{regions} separate wound regions; the measurements are their totals")
 

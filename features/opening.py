@@ -98,10 +98,9 @@ def opening_field(grid: Grid, uv: np.ndarray, is_wound: np.ndarray, surface: Ski
         support = ndimage.gaussian_filter((~dropout).astype(float), sigma / grid.step, mode="nearest")
         expected = expected * np.clip(support, MIN_SUPPORT, 1.0)
     absent = np.where(dropout, 0.0, np.clip(1.0 - density / expected, 0.0, 1.0))
-    # In a hole in the data (no point of either kind near) skin absence proves nothing: there the
-    # nearest points' labels decide, so a dropout beside the wound does not join the opening.
-    in_hole = np.clip((np.minimum(d_wound, d_skin) / spacing - 1.0) / 0.5, 0.0, 1.0)
-    absent = (1 - in_hole) * absent + in_hole * np.minimum(absent, vote)
+    # A gap between the skin's edge and the wound's points (the bed a rim hides from an oblique camera) is
+    # skinless, so it joins the opening: the outline stays where the skin stops (features.resolution
+    # bounds what such a gap may hide, measure fills its depth).
     return absent * _opening_regions(absent >= 0.5, vote >= 0.5, d_wound, 3 * spacing + 2e-3)
 
 

@@ -25,7 +25,7 @@ EXTRA_WINDOW = 17  # outline vertices in the extra smoothing pass: about twice w
 class OutlineProbe:
     """How firmly the outline, and the numbers read off it, are pinned down by the data (metres, m²)."""
 
-    gap_area: float  # outline length times how far it runs from the nearest point beyond normal sampling
+    gap_area: float  # outline length times how far it runs from the nearest wound point beyond normal sampling
     length_shift: float  # drop of the longest chord when the outline is smoothed once more
     width_shift: float  # drop of the width across it
     width_spread: float  # range of the widths across chords that are nearly as long as the longest
@@ -34,11 +34,11 @@ class OutlineProbe:
     width_beyond: float = 0.0  # how far their extent across the outline's longest chord exceeds the width
 
 
-def probe_outline(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray, uv_points: np.ndarray,
-                  spacing: float, wound_uv: np.ndarray | None = None) -> OutlineProbe:
-    """Probe the outline `contours` (u, v) against every point of the scan `uv_points` (u, v).
+def probe_outline(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray, wound_uv: np.ndarray,
+                  spacing: float) -> OutlineProbe:
+    """Probe the outline `contours` (u, v) against the points labelled wound `wound_uv` (u, v).
 
-    `wound_uv` (u, v) are the points labelled wound, whose own extent the outline may fall short of.
+    The outline may fall short of the wound points' own extent, or run beside a gap in them.
     """
     smoother = [outline.smooth_closed(c, window=EXTRA_WINDOW) for c in contours]
     # on the outline as drawn: the restored corners stand for what the smoothing rounds off, so they would
@@ -46,7 +46,7 @@ def probe_outline(surface: SkinSurface, contours: list[np.ndarray], centre_uv: n
     length, width = outline.length_width(surface, contours, centre_uv, corners=False)
     length2, width2 = outline.length_width(surface, smoother, centre_uv, corners=False)
     return OutlineProbe(
-        gap_area=_gap_area(contours, uv_points, spacing),
+        gap_area=_gap_area(contours, wound_uv, spacing),
         length_shift=length - length2,
         width_shift=width - width2,
         width_spread=_width_spread(surface, contours, centre_uv, tolerance=spacing),
@@ -56,7 +56,7 @@ def probe_outline(surface: SkinSurface, contours: list[np.ndarray], centre_uv: n
 
 
 def _labels_beyond(surface: SkinSurface, contours: list[np.ndarray], centre_uv: np.ndarray,
-                   wound_uv: np.ndarray | None) -> dict[str, float]:
+                   wound_uv: np.ndarray) -> dict[str, float]:
     """How far the wound-labelled points reach past the longest chord and the width read off the outline.
 
     The outline is the 0.5-contour of a kernel density some spacings wide, then smoothed: a spike or a strip
@@ -65,7 +65,7 @@ def _labels_beyond(surface: SkinSurface, contours: list[np.ndarray], centre_uv: 
     Points lie inside the true edge, so their own longest chord, and their extent across the outline's, are
     what the numbers cannot be less than (up to placement); the excess bounds that systematic error.
     """
-    if wound_uv is None or len(wound_uv) < 3:
+    if len(wound_uv) < 3:
         return {}
     hull = outline.chord_points(surface, contours, centre_uv)
     length, across = outline.longest_chord(hull)
@@ -78,18 +78,20 @@ def _labels_beyond(surface: SkinSurface, contours: list[np.ndarray], centre_uv: 
             "width_beyond": max(float(np.ptp(pts @ across) - np.ptp(hull @ across)), 0.0)}
 
 
-def _gap_area(contours: list[np.ndarray], uv_points: np.ndarray, spacing: float) -> float:
-    """Sum over the outline of segment length times the distance to the nearest point beyond half a spacing.
+def _gap_area(contours: list[np.ndarray], wound_uv: np.ndarray, spacing: float) -> float:
+    """Sum over the outline of segment length times its distance to the nearest wound point beyond a spacing.
 
-    Where the outline crosses a shadow or a dropout it is placed by the nearest points' labels, somewhere
-    across the gap: its position there is known only to about the gap's half-width.
+    The outline is where the skin's points stop (features.opening). Beside a gap in the wound's points (the
+    bed hidden behind a rim, a dropout) what lies beyond is unseen: all bed for a shadow, but a dropout
+    across the edge may hide skin too, so the true edge is known only to about the gap's width there, and
+    the bed in it only by interpolation.
     """
-    tree = cKDTree(uv_points)
+    tree = cKDTree(wound_uv)
     total = 0.0
     for c in contours:
         mid = (c[1:] + c[:-1]) / 2
         gap = tree.query(mid, workers=-1)[0]
-        total += float((np.linalg.norm(np.diff(c, axis=0), axis=1) * np.maximum(gap - spacing / 2, 0.0)).sum())
+        total += float((np.linalg.norm(np.diff(c, axis=0), axis=1) * np.maximum(gap - spacing, 0.0)).sum())
     return total
 
 

@@ -60,6 +60,7 @@ class Evidence:
     max_depth_std: float
     edge_depth: float
     max_depth_shift: float = 0.0  # chosen local fit's move from the smallest, extrapolated (features.deepest)
+    max_depth_location: float = 0.0  # how much shallower the uncertainly located spot may read (features.deepest)
     spacing: float = 0.0
     n_wound: int = 0
     design_effect: float = 1.0  # neighbouring points share noise: a local mean's variance is this times sigma^2/k
@@ -144,7 +145,7 @@ def _max_depth_sd(ev: Evidence) -> float:
     skin = np.hypot(ev.skin_std, MODEL_SHARE * ev.skin_model)
     fit = ev.max_depth_std * np.sqrt(ev.design_effect)  # the fit's error counts points as independent
     bias = max(abs(ev.max_depth_shift), ICI_THRESHOLD * fit)
-    return _rss(skin, fit, _bound(bias))
+    return _rss(skin, fit, _bound(bias), _bound(ev.max_depth_location))
 
 
 def _outline_sd(spacing: float, offset_gain: float, smoothing_bound: float) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.fields import height_weights, local_fit
+from features.fields import harmonic_fill, height_weights, local_fit
 
 DEPTH, RADIUS, SPACING, NOISE = 8e-3, 10e-3, 0.6e-3, 0.4e-3
 
@@ -42,3 +42,24 @@ def test_the_bed_beside_a_wall_keeps_its_depth():
     weighed, _ = local_fit(ring, uv, h, k=24, quadratic=True, noise=NOISE, weights=height_weights(uv, h))
     assert np.median(-plain) < 0.8 * DEPTH  # the unweighted fit is dragged up by the wall
     assert abs(np.median(-weighed) - DEPTH) < 0.05 * DEPTH
+
+
+def test_harmonic_fill_reproduces_a_harmonic_field_from_its_boundary():
+    i, j = np.meshgrid(np.arange(30.0), np.arange(24.0), indexing="ij")
+    field = 2 + 0.1 * i - 0.05 * j + 0.01 * i * j  # its five-point Laplacian is zero
+    unknown = np.zeros(field.shape, bool)
+    unknown[1:-1, 1:-1] = True
+    filled = harmonic_fill(np.where(unknown, np.nan, field), ~unknown, unknown)
+    assert np.allclose(filled, field, atol=1e-9)
+
+
+def test_harmonic_fill_falls_to_zero_at_the_outline():
+    # seen bed 6 mm deep on the left, hidden bed to its right, skin (neither) beyond: the fill ramps down
+    depth = np.zeros((40, 9))
+    known, unknown = np.zeros(depth.shape, bool), np.zeros(depth.shape, bool)
+    known[:10], unknown[10:30] = True, True
+    depth[:10] = 6e-3
+    filled = harmonic_fill(depth, known, unknown)
+    middle = filled[10:30, 4]
+    assert np.all(np.diff(middle) < 0) and 0 < middle[-1] < middle[0] < 6e-3
+    assert np.all(filled[30:] == 0)

@@ -286,6 +286,7 @@ def _quality(scan: Scan, cloud: _Cloud, surface: SkinSurface) -> dict:
         "noise_mm": cloud.noise * 1e3,
         "skin_fit_rms_mm": surface.rms * 1e3,
         "skin_model": f"polynomial height field, degree {surface.degree}",
+        "unseen_share": cloud.unseen_share,
         "warnings": cloud.warnings,
     }
 

@@ -44,6 +44,7 @@ def test_the_outline_stays_where_the_skin_stops(shadowed):
 def test_the_hidden_bed_is_filled_not_extrapolated(shadowed):
     for truth, report in shadowed:
         assert report["volume_cm3"] == pytest.approx(truth["volume_cm3"], rel=0.05)
+        assert 0.02 < report["quality"]["unseen_share"] < 0.2  # the 3 mm band, about a twentieth of the opening
         assert any("holes in the bed" in w for w in report["quality"]["warnings"])
 
 

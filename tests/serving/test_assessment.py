@@ -106,6 +106,10 @@ def test_implausible_measurements_are_flagged_and_plausible_ones_are_not():
     assert measurement_flags(deep, PlausibilityRules(max_depth_to_width=1.5)) == []
     bulky = {**plausible, "volume_cm3": 2.5}  # more than 4 cm2 x 0.5 cm
     assert [f["code"] for f in measurement_flags(bulky, PlausibilityRules())] == ["volume_exceeds_bound"]
+    shadowed = {**plausible, "quality": {"unseen_share": 0.12}}  # a rim's shadow: usual
+    assert measurement_flags(shadowed, PlausibilityRules()) == []
+    hollow = {**plausible, "quality": {"unseen_share": 0.34}}  # skin marked wound opens an empty region
+    assert [f["code"] for f in measurement_flags(hollow, PlausibilityRules())] == ["opening_mostly_unseen"]
 
 
 def bowl_frame(seed: int):

@@ -51,6 +51,7 @@ test: install
 bench: install
 	# -P: a script's own folder must not shadow the project's packages (benchmarks/models.py vs models/)
 	$(BIN)/python -P benchmarks/measure.py
+	$(BIN)/python -P benchmarks/accuracy.py
 	$(BIN)/python -P benchmarks/models.py
 	$(BIN)/python -P benchmarks/serving.py
 	$(BIN)/python -P benchmarks/api.py

@@ -46,16 +46,12 @@ class Grid:
         return Grid(self.u0, self.v0, self.step / factor, (self.nu - 1) * factor + 1, (self.nv - 1) * factor + 1)
 
 
-def wound_vote(grid: Grid, uv: np.ndarray, is_wound: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Share of wound among each node's k nearest points (distance-weighted), and the gap to the nearest point.
-
-    Returns the vote (nu, nv), 0..1, and the distance from each node to its nearest point (nu, nv),
-    which marks holes in the data.
-    """
+def wound_vote(grid: Grid, uv: np.ndarray, is_wound: np.ndarray, k: int = 8) -> np.ndarray:
+    """Share of wound among each node's k nearest points (distance-weighted), (nu, nv), 0..1."""
     dist, idx = cKDTree(uv).query(grid.nodes(), k=k, workers=-1)  # (M, k)
     weights = np.exp(-0.5 * (dist / (dist[:, -1:] + 1e-12)) ** 2)
     vote = (weights * is_wound[idx]).sum(axis=1) / weights.sum(axis=1)
-    return vote.reshape(grid.nu, grid.nv), dist[:, 0].reshape(grid.nu, grid.nv)
+    return vote.reshape(grid.nu, grid.nv)
 
 
 def local_fit(query: np.ndarray, uv: np.ndarray, h: np.ndarray, k: int, quadratic: bool = False,

@@ -81,7 +81,7 @@ def measure(scan: Scan, settings: MeasureSettings | None = None) -> dict:
         cloud.design_effect = range_noise.design_effect(skin_uv, skin_rel, surface, cloud.spacing)
     with clock.stage("outline"):
         grid = Grid.around(uv[cloud.wound & keep], margin=max(4e-3, 6 * cloud.spacing), step=cloud.spacing)
-        vote, _ = wound_vote(grid, uv[keep], cloud.wound[keep])
+        vote = wound_vote(grid, uv[keep], cloud.wound[keep])
         field = opening_field(grid, uv[keep], cloud.wound[keep], surface, vote)
         min_area = max(2e-6, 20 * cloud.spacing**2)
         contours = outline.outline_contours(field, grid, min_area)

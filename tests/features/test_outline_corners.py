@@ -96,7 +96,7 @@ class _FlatSkin:
 
 def _opening_area(uv: np.ndarray, wound: np.ndarray, spacing: float) -> float:
     grid = Grid.around(uv[wound], margin=8 * spacing, step=spacing)
-    vote, _ = wound_vote(grid, uv, wound)
+    vote = wound_vote(grid, uv, wound)
     field = opening_field(grid, uv, wound, _FlatSkin(), vote)
     return float((field >= 0.5).sum() * grid.step**2)
 
